@@ -1,0 +1,1 @@
+"""clusterkit: sharded entities, durable messages and runners for Django."""

@@ -1,0 +1,81 @@
+"""System checks for the clusterkit core (ids ``clusterkit.E0xx`` / ``clusterkit.W0xx``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.apps import apps
+from django.conf import settings
+from django.core.checks import CheckMessage, Error, Warning, register
+
+from .conf import DEFAULTS, cluster_settings
+
+
+@register()
+def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """``CLUSTERKIT`` is a dict of known keys with sane values."""
+    raw = getattr(settings, "CLUSTERKIT", None) or {}
+    if not isinstance(raw, dict):
+        return [Error("settings.CLUSTERKIT must be a dict.", id="clusterkit.E001")]
+    errors: list[CheckMessage] = []
+    for key in raw:
+        if key not in DEFAULTS:
+            errors.append(
+                Error(f"Unknown key {key!r} in settings.CLUSTERKIT.", id="clusterkit.E002")
+            )
+    shards = cluster_settings.SHARDS_PER_GROUP
+    if not isinstance(shards, int) or not 1 <= shards <= 100_000:
+        errors.append(
+            Error("CLUSTERKIT['SHARDS_PER_GROUP'] must be an int in 1..100000.",
+                  id="clusterkit.E003")
+        )
+    groups = cluster_settings.SHARD_GROUPS
+    if not groups or not all(isinstance(g, str) and g for g in groups):
+        errors.append(
+            Error("CLUSTERKIT['SHARD_GROUPS'] must be a non-empty list of names.",
+                  id="clusterkit.E004")
+        )
+    ttl, renew = cluster_settings.SHARD_LEASE_TTL, cluster_settings.SHARD_LEASE_RENEW_INTERVAL
+    if renew * 2 > ttl:
+        errors.append(
+            Error(
+                "CLUSTERKIT['SHARD_LEASE_RENEW_INTERVAL'] must be at most half of SHARD_LEASE_TTL,"
+                " or leases expire between renewals.",
+                id="clusterkit.E005",
+            )
+        )
+    return errors
+
+
+@register()
+def check_app_order(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """Channels (or daphne) listed before clusterkit would shadow ``runworker``."""
+    names = [config.name for config in apps.get_app_configs()]
+    mine = names.index("clusterkit")
+    shadowing = [n for n in ("channels", "daphne") if n in names and names.index(n) < mine]
+    if shadowing:
+        return [
+            Warning(
+                f"{', '.join(shadowing)} is listed before clusterkit in INSTALLED_APPS, so its "
+                "runworker command shadows clusterkit's.",
+                hint="Put 'clusterkit' above 'daphne' and 'channels' in INSTALLED_APPS.",
+                id="clusterkit.W001",
+            )
+        ]
+    return []
+
+
+@register()
+def check_embedded_database(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """An embedded runner on a shared database makes every web process a runner."""
+    vendor = settings.DATABASES.get("default", {}).get("ENGINE", "")
+    if cluster_settings.EMBEDDED_RUNNER and "sqlite" not in vendor:
+        return [
+            Warning(
+                "CLUSTERKIT['EMBEDDED_RUNNER'] is on with a shared database: every web process "
+                "will also run a runner.",
+                hint="Turn it off and run 'manage.py runworker' processes instead.",
+                id="clusterkit.W002",
+            )
+        ]
+    return []

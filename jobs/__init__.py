@@ -1,0 +1,1 @@
+"""clusterkit's jobs app."""

@@ -1,0 +1,1 @@
+"""Settings of the demo project: ``base``, ``dev`` (embedded), ``test`` and ``prod``."""
