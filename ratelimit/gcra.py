@@ -40,6 +40,8 @@ def decide(
 
 
 # KEYS[1]: bucket. ARGV: interval µs, tolerance µs, cost, max_wait µs. Same steps as decide().
+# The reply is one string "allowed remaining wait reset": one bulk reply parses faster
+# than a four-element array.
 LUA = """
 if redis.replicate_commands then redis.replicate_commands() end
 local interval = tonumber(ARGV[1])
@@ -53,12 +55,13 @@ if start < now then start = now end
 local new_tat = start + cost * interval
 local wait = new_tat - tolerance - now
 if wait > max_wait then
-  return {0, math.max(0, math.floor((tolerance - (start - now)) / interval)), wait, start - now}
+  local remaining = math.max(0, math.floor((tolerance - (start - now)) / interval))
+  return string.format('0 %d %d %d', remaining, wait, start - now)
 end
 local ttl = math.ceil((new_tat - now) / 1000)
 redis.call('SET', KEYS[1], string.format('%d', new_tat), 'PX', string.format('%d', ttl))
-return {1, math.max(0, math.floor((tolerance - (new_tat - now)) / interval)),
-        math.max(0, wait), new_tat - now}
+local remaining = math.max(0, math.floor((tolerance - (new_tat - now)) / interval))
+return string.format('1 %d %d %d', remaining, math.max(0, wait), new_tat - now)
 """
 
 SHA = hashlib.sha1(LUA.encode()).hexdigest()

@@ -78,9 +78,9 @@ class MemoryStore:
             self._tats.clear()
 
 
-def _verdict(reply: Any) -> gcra.Verdict:
-    allowed, remaining, wait, reset = reply
-    return gcra.Verdict(bool(allowed), int(remaining), int(wait), int(reset))
+def _verdict(reply: bytes | str) -> gcra.Verdict:
+    allowed, remaining, wait, reset = map(int, reply.split())
+    return gcra.Verdict(allowed == 1, remaining, wait, reset)
 
 
 class RedisStore:
