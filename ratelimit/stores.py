@@ -160,7 +160,8 @@ def async_client_for(alias: str) -> Any:
     """A ``redis.asyncio.Redis`` with the password and timeouts of cache ``alias``."""
     from redis import asyncio as aredis
 
-    options = settings.CACHES[alias].get("OPTIONS", {})
+    cache: dict[str, Any] = settings.CACHES[alias]
+    options: dict[str, Any] = cache.get("OPTIONS", {})
     kwargs: dict[str, Any] = dict(options.get("CONNECTION_POOL_KWARGS", {}))
     for option, name in [
         ("PASSWORD", "password"),

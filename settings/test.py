@@ -51,6 +51,7 @@ elif BACKEND == "embedded":
 else:
     raise RuntimeError(f"CLUSTERKIT_TEST_BACKEND must be postgres or embedded, not {BACKEND!r}")
 
+INSTALLED_APPS = [*INSTALLED_APPS, "tests.testapp"]  # noqa: F405
 ALLOWED_HOSTS = ["*"]
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 CLUSTERKIT = {
@@ -59,4 +60,3 @@ CLUSTERKIT = {
     "SHARD_LEASE_RENEW_INTERVAL": 0.5,
     "POLL_INTERVAL": 0.5,
 }
-LOGGING["loggers"]["clusterkit"]["level"] = "WARNING"  # noqa: F405

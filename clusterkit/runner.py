@@ -1,0 +1,572 @@
+"""The runner: hosts entities for the shards it leases and moves their messages.
+
+One asyncio loop per runner. Database work runs on one dedicated thread (a Django
+connection of its own); sync handlers run on a thread pool. The loops:
+
+- *leases*: heartbeat, renew, acquire and release shards (:mod:`clusterkit.leases`);
+- *claim*: take due messages of held shards in batches, in id order, into mailboxes;
+- *commit*: group-commit finished replies in fenced transactions;
+- *listen*: PostgreSQL ``LISTEN`` for new messages (polling is the fallback);
+- *reaper*: passivate idle entities.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import threading
+import time
+import traceback
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
+
+import msgspec
+from django.db import close_old_connections, connections
+
+from . import context, frames, leases, snowflake, wakeup
+from .conf import cluster_settings
+from .entity import Entity, registry
+from .errors import ClusterError, InvalidPayload, MailboxFull, MalformedMessage
+from .mailbox import Active, Envelope
+from .models import ReplyStatus
+from .replies import hub
+from .storage import WAKE_CHANNEL, ClaimedMessage, Completion, Storage
+from .threads import DatabaseThreadPool
+from .transport import TransportServer
+
+logger = logging.getLogger("clusterkit.runner")
+T = TypeVar("T")
+ShardKey = tuple[str, int]
+VERSION = "0.1.0"
+REBALANCE = "-rebalance-"
+
+# Runners living in this process, by machine id: callers here skip the network.
+local_runners: dict[int, Runner] = {}
+
+_headers_decoder = msgspec.json.Decoder(dict[str, str])
+_json = msgspec.json.Encoder()
+
+
+def _error_payload(exc: BaseException, with_traceback: bool = True) -> str:
+    tb = "".join(traceback.format_exception(exc)) if with_traceback else ""
+    name = type(exc).__name__
+    error = {"type": name, "message": str(exc)[:2000], "traceback": tb[-8000:]}
+    return _json.encode(error).decode()
+
+
+class Stats:
+    """Counters of what this runner did (shown by ``clusterkit status`` and metrics)."""
+
+    __slots__ = ("failed", "fenced", "processed", "redelivered", "rejected", "retried")
+
+    def __init__(self) -> None:
+        self.processed = self.failed = self.retried = 0
+        self.fenced = self.redelivered = self.rejected = 0
+
+
+class Runner:
+    """One runner process's worth of state; :meth:`run` until :meth:`stop`."""
+
+    def __init__(self, groups: list[str] | None = None, alias: str = "default") -> None:
+        self.groups = list(groups or cluster_settings.SHARD_GROUPS)
+        self.alias = alias
+        self.storage = Storage(alias)
+        self.shards = int(cluster_settings.SHARDS_PER_GROUP)
+        self.ttl = float(cluster_settings.SHARD_LEASE_TTL)
+        self.runner_id = 0
+        self.address = ""
+        self.held: dict[ShardKey, int] = {}
+        self.active: dict[tuple[str, str], Active] = {}
+        self.in_flight: dict[int, ShardKey] = {}
+        self.completions: list[Completion] = []
+        self.stats = Stats()
+        self.stopping = False
+        self.ready = threading.Event()
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self._db_pool = DatabaseThreadPool(1, "clusterkit-db")
+        self._handler_pool = DatabaseThreadPool(
+            int(cluster_settings.HANDLER_THREADS), "clusterkit-handler"
+        )
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._workers: set[asyncio.Future[None]] = set()
+        self._last_renewal = 0.0
+        self._started = time.monotonic()
+
+    # -- plumbing --------------------------------------------------------------------
+
+    async def db(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run ``fn`` on the database thread; a broken connection is dropped for a new one."""
+
+        def call() -> T:
+            try:
+                return fn(*args)
+            except Exception:
+                connections[self.alias].close()
+                raise
+
+        assert self.loop is not None
+        return await self.loop.run_in_executor(self._db_pool, call)
+
+    def _wake_claim(self, groups: Iterable[str] = ()) -> None:
+        if self.loop is not None and not self.loop.is_closed():
+            self.loop.call_soon_threadsafe(self.claim_wake.set)
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    async def run(self, install_signals: bool = False) -> None:
+        """Register, serve until stopped, then drain and release everything."""
+        self.loop = asyncio.get_running_loop()
+        self.claim_wake = asyncio.Event()
+        self.commit_wake = asyncio.Event()
+        self.lease_wake = asyncio.Event()
+        self.stop_event = asyncio.Event()
+        self.capacity = asyncio.Event()
+        if install_signals:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                self.loop.add_signal_handler(sig, self.stop)
+        server = TransportServer(self.call_from)
+        host, port = await server.start(
+            cluster_settings.RUNNER_HOST, int(cluster_settings.RUNNER_PORT)
+        )
+        self.address = f"{cluster_settings.RUNNER_ADVERTISE_HOST or host}:{port}"
+        await self.db(leases.ensure_shards, self.groups, self.shards)
+        record = await self.db(
+            leases.register, self.address, self.groups, cluster_settings.RUNNER_WEIGHT, VERSION
+        )
+        self.runner_id = record.machine_id
+        snowflake.generator.machine_id = self.runner_id
+        local_runners[self.runner_id] = self
+        unsubscribe = wakeup.subscribe(self._wake_claim)
+        logger.info("runner %s started at %s", self.runner_id, self.address)
+        await self._lease_tick()
+        self.ready.set()
+        self._tasks = [
+            asyncio.ensure_future(coro)
+            for coro in (
+                self._lease_loop(),
+                self._claim_loop(),
+                self._commit_loop(),
+                self._reaper_loop(),
+                self._listen_loop(),
+            )
+        ]
+        try:
+            await self.stop_event.wait()
+        finally:
+            await self._drain()
+            unsubscribe()
+            await server.close()
+            local_runners.pop(self.runner_id, None)
+            for task in self._tasks:
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+            await asyncio.to_thread(self._db_pool.shutdown)
+            await asyncio.to_thread(self._handler_pool.shutdown)
+
+    def stop(self) -> None:
+        """Ask the runner to drain and stop (safe from any thread)."""
+        if self.loop is not None and not self.stopping:
+            self.stopping = True
+            self.loop.call_soon_threadsafe(self.stop_event.set)
+
+    async def _drain(self) -> None:
+        """Stop claiming, finish in-flight work up to DRAIN_TIMEOUT, release the leases."""
+        self.stopping = True
+        with contextlib.suppress(Exception):
+            await self.db(leases.mark_draining, self.runner_id)
+        deadline = time.monotonic() + float(cluster_settings.DRAIN_TIMEOUT)
+        while (self.in_flight or self.completions) and time.monotonic() < deadline:
+            self.commit_wake.set()
+            await asyncio.sleep(0.01)
+        await self._flush()
+        try:
+            await self.db(leases.unregister, self.runner_id)
+            await self.db(self._announce_rebalance)
+        except Exception:
+            logger.warning("runner %s could not release its leases", self.runner_id, exc_info=True)
+        logger.info("runner %s stopped", self.runner_id)
+
+    def _announce_rebalance(self) -> None:
+        if self.storage.is_postgres:
+            with connections[self.alias].cursor() as cursor:
+                cursor.execute("SELECT pg_notify(%s, %s)", [WAKE_CHANNEL, REBALANCE])
+
+    # -- leases ----------------------------------------------------------------------
+
+    async def _lease_loop(self) -> None:
+        interval = float(cluster_settings.SHARD_LEASE_RENEW_INTERVAL)
+        while True:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self.lease_wake.wait(), interval)
+            self.lease_wake.clear()
+            if not self.stopping:
+                await self._lease_tick()
+
+    async def _lease_tick(self) -> None:
+        busy = set(self.in_flight.values())
+        try:
+            state = await self.db(
+                leases.tick, self.runner_id, self.groups, self.shards, self.ttl, busy, False
+            )
+        except Exception:
+            logger.warning("runner %s: lease renewal failed", self.runner_id, exc_info=True)
+            if time.monotonic() - self._last_renewal > self.ttl * 0.8 and self.held:
+                logger.error("runner %s: leases about to expire, dropping all shards",
+                             self.runner_id)
+                self._lose(set(self.held))
+            return
+        if not state.alive:  # our row was removed as dead: come back as a new runner
+            logger.warning("runner %s was unregistered by the cluster; re-registering",
+                           self.runner_id)
+            self._lose(set(self.held))
+            record = await self.db(
+                leases.register, self.address, self.groups, cluster_settings.RUNNER_WEIGHT, VERSION
+            )
+            local_runners.pop(self.runner_id, None)
+            self.runner_id = record.machine_id
+            local_runners[self.runner_id] = self
+            snowflake.generator.machine_id = self.runner_id
+            return
+        self._last_renewal = time.monotonic()
+        lost = {k for k, epoch in self.held.items() if state.held.get(k) != epoch}
+        self._lose(lost - set(state.acquired))
+        self.held = state.held
+        if state.acquired:
+            by_group: dict[str, list[int]] = {}
+            for group, shard in state.acquired:
+                by_group.setdefault(group, []).append(shard)
+            for group, shard_ids in by_group.items():
+                await self.db(self.storage.reset_read_leases, group, shard_ids)
+            logger.info("runner %s acquired %d shards", self.runner_id, len(state.acquired))
+            self.claim_wake.set()
+
+    def _lose(self, shards: set[ShardKey]) -> None:
+        """Forget ``shards``: drop their entities and in-flight work (it will be redelivered)."""
+        if not shards:
+            return
+        logger.warning("runner %s lost %d shards", self.runner_id, len(shards))
+        for key, active in list(self.active.items()):
+            if active.shard in shards:
+                del self.active[key]
+                for env in active.queue or ():
+                    if env.future is not None and not env.future.done():
+                        env.future.set_result(_unavailable(0, "the shard moved"))
+        for message_id, shard in list(self.in_flight.items()):
+            if shard in shards:
+                del self.in_flight[message_id]
+        for shard in shards:
+            self.held.pop(shard, None)
+
+    # -- claiming --------------------------------------------------------------------
+
+    async def _claim_loop(self) -> None:
+        poll = float(cluster_settings.POLL_INTERVAL)
+        batch = int(cluster_settings.CLAIM_BATCH_SIZE)
+        limit = int(cluster_settings.MAX_IN_FLIGHT)
+        read_lease_ms = int(float(cluster_settings.READ_LEASE) * 1000)
+        while not self.stopping:
+            room = min(batch, limit - len(self.in_flight))
+            if room <= 0:
+                self.capacity.clear()
+                await self.capacity.wait()
+                continue
+            self.claim_wake.clear()
+            try:
+                claimed, due_in = await self.db(self._claim, room, read_lease_ms)
+            except Exception:
+                logger.warning("runner %s: claim failed", self.runner_id, exc_info=True)
+                await asyncio.sleep(poll)
+                continue
+            for message in claimed:
+                self._dispatch(message)
+            if len(claimed) >= room:
+                continue
+            timeout = poll if due_in is None else min(poll, due_in / 1000 + 0.001)
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self.claim_wake.wait(), timeout)
+
+    def _claim(self, room: int, read_lease_ms: int) -> tuple[list[ClaimedMessage], int | None]:
+        """Claim for every group (on the db thread); also when the next scheduled one is due."""
+        claimed: list[ClaimedMessage] = []
+        due: int | None = None
+        held = dict(self.held)
+        for group in self.groups:
+            shards = sorted(s for (g, s) in held if g == group)
+            if not shards:
+                continue
+            rows = self.storage.claim(group, shards, room - len(claimed), read_lease_ms)
+            claimed.extend((m, held.get((m.shard_group, m.shard_id), -1)) for m in rows)  # type: ignore[misc]
+            if len(rows) < room:
+                nxt = self.storage.next_delivery(group, shards)
+                if nxt is not None:
+                    due = nxt if due is None else min(due, nxt)
+        return claimed, due
+
+    def _dispatch(self, item: Any) -> None:
+        message, epoch = item
+        shard = (message.shard_group, message.shard_id)
+        if message.id in self.in_flight or epoch < 0:
+            return
+        self.in_flight[message.id] = shard
+        if message.attempts > 1:
+            self.stats.redelivered += 1
+        wait = False
+        try:
+            headers = _headers_decoder.decode(message.headers)
+            wait = headers.get("wait") == "1"
+            cls = _entity_class(message.entity_type)
+            spec = cls.spec(message.rpc)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            self._complete(message, epoch, ReplyStatus.FAILURE,
+                           _error_payload(MalformedMessage(f"bad headers: {exc}"), False), wait)
+            return
+        except ClusterError as exc:
+            self._complete(message, epoch, ReplyStatus.FAILURE, _error_payload(exc, False), wait)
+            return
+        active = self._activate(cls, message.entity_id, shard)
+        active.push(Envelope(spec, message.payload, headers, message, epoch))
+        self._kick(active)
+
+    # -- volatile calls --------------------------------------------------------------
+
+    async def call_from(self, call: frames.Call) -> frames.Result | None:
+        """Answer a volatile call (from the transport, or a caller in this process)."""
+        if self.loop is not asyncio.get_running_loop():
+            assert self.loop is not None
+            return await asyncio.wrap_future(
+                asyncio.run_coroutine_threadsafe(self.call_from(call), self.loop)
+            )
+        try:
+            cls = _entity_class(call.entity_type)
+            spec = cls.spec(call.rpc)
+            if spec.persisted:
+                raise InvalidPayload(f"{call.rpc} is persisted; it is not taken over the transport")
+        except ClusterError as exc:
+            return _failure(call.corr, exc)
+        from .sharding import shard_for
+
+        shard = (cls.group_for(call.entity_id), shard_for(call.entity_id, self.shards))
+        if self.stopping or shard not in self.held:
+            return _unavailable(call.corr, f"runner {self.runner_id} does not hold {shard}")
+        active = self._activate(cls, call.entity_id, shard)
+        if active.pending() >= cls.capacity():
+            self.stats.rejected += 1
+            return _failure(call.corr, MailboxFull(f"{cls.entity_type}/{call.entity_id} is full"))
+        assert self.loop is not None
+        future: asyncio.Future[frames.Result] = self.loop.create_future()
+        active.push(Envelope(spec, bytes(call.payload), dict(call.headers), None, 0, future))
+        self._kick(active)
+        result = await future
+        if call.discard:
+            return None
+        result.corr = call.corr
+        return result
+
+    # -- handling --------------------------------------------------------------------
+
+    def _activate(self, cls: type[Entity], entity_id: str, shard: ShardKey) -> Active:
+        key = (cls.entity_type, entity_id)
+        active = self.active.get(key)
+        if active is None:
+            active = self.active[key] = Active(cls, entity_id, shard)
+        return active
+
+    def _kick(self, active: Active) -> None:
+        while active.queue and active.running < active.cls.concurrency:
+            active.running += 1
+            worker = asyncio.ensure_future(self._work(active))
+            self._workers.add(worker)
+            worker.add_done_callback(self._workers.discard)
+
+    async def _work(self, active: Active) -> None:
+        try:
+            while active.queue:
+                envelope = active.queue.popleft()
+                active.busy += 1
+                try:
+                    await self._handle(active, envelope)
+                finally:
+                    active.busy -= 1
+        finally:
+            active.running -= 1
+            active.last_used = time.monotonic()
+
+    async def _handle(self, active: Active, env: Envelope) -> None:
+        spec = env.spec
+        try:
+            kwargs = spec.decode_args(env.payload)
+        except InvalidPayload as exc:
+            self._finish(env, ReplyStatus.FAILURE, _error_payload(exc, False), exc)
+            return
+        ctx = context.from_headers(
+            env.headers,
+            context.ClusterState(
+                active.shard[0], active.shard[1], self.runner_id, active.cls.entity_type,
+                active.entity_id,
+            ),
+        )
+        policy = active.cls.retry_policy()
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                if active.instance is None:
+                    active.instance = active.cls.activate(active.entity_id)
+                result = await self._invoke(active.instance, spec, kwargs, ctx)
+                payload = spec.encode_reply(result)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if self._gone(active, env):
+                    return
+                if attempt < policy.max_attempts and not isinstance(exc, InvalidPayload):
+                    self.stats.retried += 1
+                    logger.info("%s/%s.%s failed (attempt %d): %r; retrying",
+                                active.cls.entity_type, active.entity_id, spec.name, attempt, exc)
+                    await asyncio.sleep(policy.delay(attempt))
+                    if self._gone(active, env):
+                        return
+                    continue
+                self.stats.failed += 1
+                logger.warning("%s/%s.%s failed after %d attempts: %r",
+                               active.cls.entity_type, active.entity_id, spec.name, attempt, exc)
+                self._finish(env, ReplyStatus.FAILURE, _error_payload(exc), exc)
+                return
+            self._finish(env, ReplyStatus.SUCCESS, payload, None)
+            return
+
+    def _gone(self, active: Active, env: Envelope) -> bool:
+        """True when the entity's shard was lost meanwhile: its result must not be used."""
+        return env.message is not None and env.message.id not in self.in_flight
+
+    async def _invoke(
+        self, instance: Entity, spec: Any, kwargs: dict[str, Any], ctx: context.RequestContext
+    ) -> Any:
+        method = spec.func.__get__(instance)
+        if spec.is_async:
+            with context.use(ctx):
+                return await method(**kwargs)
+
+        def run_sync() -> Any:
+            close_old_connections()
+            with context.use(ctx):
+                return method(**kwargs)
+
+        assert self.loop is not None
+        return await self.loop.run_in_executor(self._handler_pool, run_sync)
+
+    def _finish(
+        self, env: Envelope, status: int, payload: bytes | str, exc: BaseException | None
+    ) -> None:
+        text = payload.decode() if isinstance(payload, bytes) else payload
+        if env.message is not None:
+            self._complete(env.message, env.epoch, status, text, env.headers.get("wait") == "1")
+        elif env.future is not None and not env.future.done():
+            if status == ReplyStatus.SUCCESS:
+                env.future.set_result(frames.Result(corr=0, ok=True, payload=msgspec.Raw(payload)))
+            else:
+                assert exc is not None
+                env.future.set_result(_failure(0, exc))
+        if status == ReplyStatus.SUCCESS:
+            self.stats.processed += 1
+
+    def _complete(
+        self, message: ClaimedMessage, epoch: int, status: int, payload: str, notify: bool
+    ) -> None:
+        self.completions.append(
+            Completion(
+                message.id, snowflake.next_id(), message.shard_group, message.shard_id, epoch,
+                int(status), payload, notify,
+            )
+        )
+        self.commit_wake.set()
+
+    # -- committing ------------------------------------------------------------------
+
+    async def _commit_loop(self) -> None:
+        interval = float(cluster_settings.COMMIT_INTERVAL)
+        while True:
+            await self.commit_wake.wait()
+            self.commit_wake.clear()
+            if interval and len(self.completions) < 256:
+                await asyncio.sleep(interval)
+            await self._flush()
+
+    async def _flush(self) -> None:
+        if not self.completions:
+            return
+        batch, self.completions = self.completions, []
+        try:
+            committed, fenced = await self.db(self.storage.commit, self.runner_id, batch)
+        except Exception:
+            logger.warning("runner %s: commit failed; retrying", self.runner_id, exc_info=True)
+            self.completions[:0] = batch
+            await asyncio.sleep(0.2)
+            self.commit_wake.set()
+            return
+        for c in committed:
+            self.in_flight.pop(c.request_id, None)
+            hub.resolve(c.request_id, (c.status, c.payload))
+        if fenced:
+            self.stats.fenced += len(fenced)
+            logger.warning("runner %s: %d results fenced (lease lost); not committed",
+                           self.runner_id, len(fenced))
+            self._lose({(c.shard_group, c.shard_id) for c in fenced})
+            self.lease_wake.set()
+        self.capacity.set()
+
+    # -- wake-ups and passivation ----------------------------------------------------
+
+    async def _listen_loop(self) -> None:
+        if not self.storage.is_postgres:
+            return
+        import psycopg
+
+        from .replies import _conninfo
+
+        while True:
+            try:
+                conn = await psycopg.AsyncConnection.connect(
+                    _conninfo(self.alias), autocommit=True
+                )
+                async with conn:
+                    await conn.execute(f"LISTEN {WAKE_CHANNEL}")
+                    self.claim_wake.set()
+                    async for note in conn.notifies():
+                        if note.payload == REBALANCE:
+                            self.lease_wake.set()
+                        else:
+                            self.claim_wake.set()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.info("runner %s: LISTEN connection lost; reconnecting", self.runner_id)
+                await asyncio.sleep(0.5)
+
+    async def _reaper_loop(self) -> None:
+        while True:
+            idle_times = {cls: cls.idle_seconds() for cls in registry.values()}
+            period = max(0.5, min(30.0, min(idle_times.values(), default=60.0) / 2))
+            await asyncio.sleep(period)
+            now = time.monotonic()
+            for key, active in list(self.active.items()):
+                if active.idle_for(now) >= idle_times.get(active.cls, 60.0):
+                    del self.active[key]
+
+
+def _entity_class(name: str) -> type[Entity]:
+    from .entity import entity_class
+
+    return entity_class(name)
+
+
+def _failure(corr: int, exc: BaseException) -> frames.Result:
+    return frames.Result(
+        corr=corr, ok=False, error_type=type(exc).__name__, error_message=str(exc)[:2000]
+    )
+
+
+def _unavailable(corr: int, message: str) -> frames.Result:
+    return frames.Result(corr=corr, ok=False, error_type="RunnerUnavailable", error_message=message)
