@@ -149,9 +149,9 @@ class Runner:
                 self._claim_loop(),
                 self._commit_loop(),
                 self._reaper_loop(),
-                self._listen_loop(),
             )
         ]
+        listener = asyncio.ensure_future(self._listen_loop())
         try:
             await self.stop_event.wait()
         finally:
@@ -159,9 +159,9 @@ class Runner:
             unsubscribe()
             await server.close()
             local_runners.pop(self.runner_id, None)
-            for task in self._tasks:
+            for task in [*self._tasks, *self._workers]:
                 task.cancel()
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+            await asyncio.wait([*self._tasks, *self._workers, listener], timeout=5)
             await asyncio.to_thread(self._db_pool.shutdown)
             await asyncio.to_thread(self._handler_pool.shutdown)
 
@@ -526,7 +526,9 @@ class Runner:
 
         from .replies import _conninfo
 
-        while True:
+        # Not cancelled from outside: cancelling psycopg's notifies() can leave the
+        # connection locked, so the loop wakes every second and ends when stopping.
+        while not self.stopping:
             try:
                 conn = await psycopg.AsyncConnection.connect(
                     _conninfo(self.alias), autocommit=True
@@ -534,13 +536,12 @@ class Runner:
                 async with conn:
                     await conn.execute(f"LISTEN {WAKE_CHANNEL}")
                     self.claim_wake.set()
-                    async for note in conn.notifies():
-                        if note.payload == REBALANCE:
-                            self.lease_wake.set()
-                        else:
-                            self.claim_wake.set()
-            except asyncio.CancelledError:
-                raise
+                    while not self.stopping:
+                        async for note in conn.notifies(timeout=1.0):
+                            if note.payload == REBALANCE:
+                                self.lease_wake.set()
+                            else:
+                                self.claim_wake.set()
             except Exception:
                 logger.info("runner %s: LISTEN connection lost; reconnecting", self.runner_id)
                 await asyncio.sleep(0.5)

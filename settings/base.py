@@ -33,7 +33,16 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "ratelimit.middleware.RateLimitMiddleware",
 ]
+
+# Rate limits of the demo project: the presets apply to the login page and the API.
+RATELIMIT: dict[str, object] = {
+    "RULES": [
+        {"path": r"^/admin/login/", "preset": "auth"},
+        {"path": r"^/api/", "preset": "api"},
+    ]
+}
 
 ROOT_URLCONF = "demo.urls"
 ASGI_APPLICATION = "demo.asgi.application"

@@ -26,3 +26,5 @@ CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
 CLUSTERKIT = {"EMBEDDED_RUNNER": True}
+# One process: per-process rate limits are what we want here.
+RATELIMIT = {**RATELIMIT, "STORE": "memory"}  # noqa: F405

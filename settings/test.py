@@ -48,6 +48,7 @@ elif BACKEND == "embedded":
     }
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    RATELIMIT = {**RATELIMIT, "STORE": "memory"}  # noqa: F405
 else:
     raise RuntimeError(f"CLUSTERKIT_TEST_BACKEND must be postgres or embedded, not {BACKEND!r}")
 
