@@ -99,12 +99,17 @@ def tick(
     busy: set[ShardKey],
     draining: bool,
 ) -> LeaseState:
-    """Heartbeat, renew, give up what moved away (unless busy) and take what is ours."""
+    """Heartbeat, renew, give up what moved away (unless busy) and take what is ours.
+
+    A draining runner (``draining``, or flagged by ``clusterkit drain``) owns nothing
+    and gives up every shard it is not busy with.
+    """
     with transaction.atomic():
         alive = bool(Runner.objects.filter(pk=runner_id).update(last_heartbeat=Now()))
         ShardLease.objects.filter(runner_id=runner_id).update(expires_at=now_plus(ttl))
     if not alive:
         return LeaseState(held={}, acquired=[], alive=False)
+    draining = draining or Runner.objects.filter(pk=runner_id, draining=True).exists()
     runners = healthy_runners(ttl)
     acquired: list[ShardKey] = []
     for group in groups:

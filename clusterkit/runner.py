@@ -149,6 +149,7 @@ class Runner:
                 self._claim_loop(),
                 self._commit_loop(),
                 self._reaper_loop(),
+                self._prune_loop(),
             )
         ]
         listener = asyncio.ensure_future(self._listen_loop())
@@ -555,6 +556,21 @@ class Runner:
             for key, active in list(self.active.items()):
                 if active.idle_for(now) >= idle_times.get(active.cls, 60.0):
                     del self.active[key]
+
+
+    async def _prune_loop(self) -> None:
+        """Hourly, the holder of the first shard deletes messages past ``RETENTION``."""
+        while True:
+            await asyncio.sleep(3600)
+            if (self.groups[0], 0) not in self.held:
+                continue
+            age = float(cluster_settings.RETENTION)
+            before = snowflake.lowest_id_at(int((time.time() - age) * 1000))
+            try:
+                deleted = await self.db(self.storage.prune, before)
+                logger.info("runner %s pruned %d processed messages", self.runner_id, deleted)
+            except Exception:
+                logger.warning("runner %s: pruning failed", self.runner_id, exc_info=True)
 
 
 def _entity_class(name: str) -> type[Entity]:

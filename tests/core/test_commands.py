@@ -1,0 +1,47 @@
+"""The ``clusterkit`` management command: status, drain and prune."""
+
+from __future__ import annotations
+
+import io
+import time
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from clusterkit.models import Message, Reply, ShardLease
+from clusterkit.runner import Runner
+from tests.testapp.entities import Counter
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def run(*args: str) -> str:
+    out = io.StringIO()
+    call_command("clusterkit", *args, stdout=out)
+    return out.getvalue()
+
+
+def test_status_shows_runner_and_backlog(runner: Runner) -> None:
+    Counter.client("s").increment.call()
+    out = run("status")
+    assert "1 runners" in out
+    assert f"#{runner.runner_id}" in out and "shards=300" in out
+    assert "group default: 300 shards, 0 unowned, backlog 0" in out
+
+
+def test_drain_hands_over_every_shard(runner: Runner) -> None:
+    run("drain", str(runner.runner_id))
+    deadline = time.monotonic() + 10
+    while ShardLease.objects.filter(runner_id=runner.runner_id).exists():
+        assert time.monotonic() < deadline, "the drained runner kept its shards"
+        time.sleep(0.1)
+    assert "300 unowned" in run("status")
+    with pytest.raises(CommandError):
+        run("drain", "999999")
+
+
+def test_prune_deletes_processed_messages_and_replies(runner: Runner) -> None:
+    Counter.client("p").increment.call()
+    assert "deleted 0" in run("prune")  # younger than the retention
+    assert "deleted 1" in run("prune", "--older-than", "0")
+    assert not Message.objects.exists() and not Reply.objects.exists()
