@@ -550,7 +550,7 @@ class Runner:
     async def _reaper_loop(self) -> None:
         while True:
             idle_times = {cls: cls.idle_seconds() for cls in registry.values()}
-            period = max(0.5, min(30.0, min(idle_times.values(), default=60.0) / 2))
+            period = max(0.25, min(5.0, min(idle_times.values(), default=60.0) / 2))
             await asyncio.sleep(period)
             now = time.monotonic()
             for key, active in list(self.active.items()):

@@ -54,6 +54,7 @@ else:
 
 INSTALLED_APPS = [*INSTALLED_APPS, "tests.testapp"]  # noqa: F405
 ALLOWED_HOSTS = ["*"]
+ASGI_APPLICATION = "tests.testapp.asgi.application"
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 CLUSTERKIT = {
     "EMBEDDED_RUNNER": False,

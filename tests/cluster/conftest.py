@@ -17,10 +17,10 @@ def spawn(
     """Start runner subprocesses; every one still alive is stopped after the test."""
     started: list[RunnerProcess] = []
 
-    def start(name: str = "runner", **env: str) -> RunnerProcess:
+    def start(name: str = "runner", *args: str, **env: str) -> RunnerProcess:
         proc = RunnerProcess(tmp_path, f"{name}-{len(started)}", env or None)
         started.append(proc)
-        return proc.start()
+        return proc.start(*args)
 
     yield start
     for proc in started:

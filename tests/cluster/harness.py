@@ -35,11 +35,11 @@ class RunnerProcess:
         self.extra_env = extra_env
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self, timeout: float = 60.0) -> RunnerProcess:
+    def start(self, *args: str, timeout: float = 60.0) -> RunnerProcess:
         """Start the runner and wait until it says it holds its shards."""
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "manage.py", "runworker", "--settings=settings.test"],
+            [sys.executable, "manage.py", "runworker", "--settings=settings.test", *args],
             cwd=ROOT,
             env=runner_env(self.extra_env),
             stdout=log,
