@@ -14,6 +14,6 @@ class ClusterkitConfig(AppConfig):
     def ready(self) -> None:
         from django.utils.module_loading import autodiscover_modules
 
-        from . import checks  # noqa: F401  (registers the checks)
+        from . import checks, cron  # noqa: F401  (registers the checks and the Cron entity)
 
         autodiscover_modules("entities")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import signal
 import threading
@@ -75,6 +76,7 @@ class Runner:
         self.storage = Storage(alias)
         self.shards = int(cluster_settings.SHARDS_PER_GROUP)
         self.ttl = float(cluster_settings.SHARD_LEASE_TTL)
+        self.max_resident = int(cluster_settings.MAX_RESIDENT_ENTITIES)
         self.runner_id = 0
         self.address = ""
         self.held: dict[ShardKey, int] = {}
@@ -91,6 +93,8 @@ class Runner:
         )
         self._tasks: list[asyncio.Task[Any]] = []
         self._workers: set[asyncio.Future[None]] = set()
+        self.singleton_tasks: dict[str, asyncio.Task[None]] = {}
+        self.singleton_stops: dict[str, threading.Event] = {}
         self._last_renewal = 0.0
         self._started = time.monotonic()
 
@@ -160,6 +164,7 @@ class Runner:
             unsubscribe()
             await server.close()
             local_runners.pop(self.runner_id, None)
+            self._stop_singletons(set(self.singleton_tasks))
             for task in [*self._tasks, *self._workers]:
                 task.cancel()
             await asyncio.wait([*self._tasks, *self._workers, listener], timeout=5)
@@ -234,6 +239,7 @@ class Runner:
         lost = {k for k, epoch in self.held.items() if state.held.get(k) != epoch}
         self._lose(lost - set(state.acquired))
         self.held = state.held
+        self._sync_singletons()
         if state.acquired:
             by_group: dict[str, list[int]] = {}
             for group, shard in state.acquired:
@@ -259,6 +265,7 @@ class Runner:
                 del self.in_flight[message_id]
         for shard in shards:
             self.held.pop(shard, None)
+        self._sync_singletons()
 
     # -- claiming --------------------------------------------------------------------
 
@@ -368,11 +375,26 @@ class Runner:
     # -- handling --------------------------------------------------------------------
 
     def _activate(self, cls: type[Entity], entity_id: str, shard: ShardKey) -> Active:
+        """The live instance of an entity, most recently used last (the LRU order)."""
         key = (cls.entity_type, entity_id)
-        active = self.active.get(key)
+        active = self.active.pop(key, None)
         if active is None:
-            active = self.active[key] = Active(cls, entity_id, shard)
+            active = Active(cls, entity_id, shard)
+            if len(self.active) >= self.max_resident:
+                self._evict()
+        self.active[key] = active
         return active
+
+    def _evict(self) -> None:
+        """Passivate the least recently used idle entities to make room for one more."""
+        now = time.monotonic()
+        excess = len(self.active) - self.max_resident + 1
+        for key in list(itertools.islice(self.active, max(excess * 4, 64))):
+            if excess <= 0:
+                break
+            if self.active[key].idle_for(now) > 0:
+                del self.active[key]
+                excess -= 1
 
     def _kick(self, active: Active) -> None:
         while active.queue and active.running < active.cls.concurrency:
@@ -517,6 +539,63 @@ class Runner:
             self._lose({(c.shard_group, c.shard_id) for c in fenced})
             self.lease_wake.set()
         self.capacity.set()
+
+    # -- singletons ------------------------------------------------------------------
+
+    def _sync_singletons(self) -> None:
+        """Run the singletons whose shard this runner holds; stop the others."""
+        from .singleton import singletons
+
+        if self.loop is None:
+            return
+        should = {
+            name for name, spec in singletons.items()
+            if not self.stopping and spec.shard(self.shards) in self.held
+        }
+        self._stop_singletons(set(self.singleton_tasks) - should)
+        for name in should - set(self.singleton_tasks):
+            stop = threading.Event()
+            self.singleton_stops[name] = stop
+            task = asyncio.ensure_future(self._run_singleton(singletons[name], stop))
+            self.singleton_tasks[name] = task
+            logger.info("runner %s started singleton %s", self.runner_id, name)
+
+    def _stop_singletons(self, names: set[str]) -> None:
+        for name in names:
+            task = self.singleton_tasks.pop(name, None)
+            self.singleton_stops.pop(name, threading.Event()).set()
+            if task is not None:
+                task.cancel()
+                logger.info("runner %s stopped singleton %s", self.runner_id, name)
+
+    async def _run_singleton(self, spec: Any, stop: threading.Event) -> None:
+        """Run ``spec`` until it must stop, restarting it with backoff when it ends."""
+        from .singleton import RESTART_POLICY
+
+        group, shard = spec.shard(self.shards)
+        ctx = context.RequestContext(
+            cluster=context.ClusterState(
+                group, shard, self.runner_id, "singleton", spec.name, is_leader=True
+            )
+        )
+        attempt = 0
+        while not stop.is_set():
+            started = time.monotonic()
+            try:
+                with context.use(ctx):
+                    if spec.is_async:
+                        await spec.func()
+                    else:
+                        args = (stop,) if spec.takes_stop_event else ()
+                        assert self.loop is not None
+                        await self.loop.run_in_executor(None, spec.func, *args)
+                logger.warning("singleton %s returned; restarting", spec.name)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("singleton %s crashed; restarting", spec.name)
+            attempt = 1 if time.monotonic() - started > 60 else attempt + 1
+            await asyncio.sleep(RESTART_POLICY.delay(attempt))
 
     # -- wake-ups and passivation ----------------------------------------------------
 

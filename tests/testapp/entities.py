@@ -108,3 +108,28 @@ class Clock(Entity):
     @rpc(persisted=True)
     async def tick(self, sent_at: float) -> float:
         return time.time() - sent_at
+
+
+if os.environ.get("CLUSTERKIT_TEST_SCHEDULES") == "1":
+    # Registered only in runner subprocesses of the cluster tests that ask for them.
+    import datetime as _dt
+
+    from clusterkit.cron import cron
+    from clusterkit.singleton import singleton
+
+    from .models import Beat
+
+    @singleton("test-beat")
+    async def beat() -> None:
+        from asgiref.sync import sync_to_async
+
+        while True:
+            await sync_to_async(Beat.objects.create)(
+                name="singleton", pid=os.getpid(), at=time.time()
+            )
+            await asyncio.sleep(0.2)
+
+    @cron("* * * * * */2", name="test-every-2s", max_age=_dt.timedelta(seconds=30))
+    def every_two_seconds(instant: _dt.datetime) -> None:
+        Beat.objects.create(name="cron", instant=instant.isoformat(), pid=os.getpid(),
+                            at=time.time())

@@ -11,3 +11,12 @@ class HandlerRun(models.Model):
     pid = models.IntegerField()
     key = models.CharField(max_length=255, blank=True)
     out_of_order = models.BooleanField(default=False)
+
+
+class Beat(models.Model):
+    """A row written by a singleton or a cron job of the tests."""
+
+    name = models.CharField(max_length=100)
+    instant = models.CharField(max_length=64, blank=True)
+    pid = models.IntegerField()
+    at = models.FloatField()
