@@ -625,27 +625,38 @@ def bench_latency(opts: argparse.Namespace, peer: dict[str, float] | None) -> No
     )
 
 
-def raw_frames(address: str, frame: Any, count: int) -> list[float]:
-    """Round trips of ``frame`` over a blocking socket to a runner's transport (no caller loop)."""
-    import socket
+class RawTransport:
+    """A blocking socket to a runner's transport: frames round trips without the caller loop."""
 
-    from clusterkit import frames
+    def __init__(self, address: str) -> None:
+        import socket
 
-    host, _, port = address.rpartition(":")
-    out: list[float] = []
-    clock = time.perf_counter
-    with socket.create_connection((host, int(port)), timeout=5) as sock:
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        reader = sock.makefile("rb")
-        for corr in range(1, count + 1):
-            frame.corr = corr
+        host, _, port = address.rpartition(":")
+        self.sock = socket.create_connection((host, int(port)), timeout=5)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.reader = self.sock.makefile("rb")
+        self.corr = 0
+
+    def round_trips(self, frame: Any, count: int) -> list[float]:
+        """Seconds per round trip of ``count`` copies of ``frame``."""
+        from clusterkit import frames
+
+        out: list[float] = []
+        clock = time.perf_counter
+        for _ in range(count):
+            self.corr += 1
+            frame.corr = self.corr
             t0 = clock()
-            sock.sendall(frames.pack(frame))
-            (size,) = frames.HEADER.unpack(reader.read(frames.HEADER.size))
-            reply = frames.decoder.decode(reader.read(size))
+            self.sock.sendall(frames.pack(frame))
+            (size,) = frames.HEADER.unpack(self.reader.read(frames.HEADER.size))
+            reply = frames.decoder.decode(self.reader.read(size))
             out.append(clock() - t0)
             assert isinstance(reply, frames.Result) and reply.ok, reply
-    return out
+        return out
+
+    def close(self) -> None:
+        self.reader.close()
+        self.sock.close()
 
 
 def loop_pings(address: str, count: int) -> list[float]:
@@ -673,6 +684,7 @@ def loop_pings(address: str, count: int) -> list[float]:
 
 
 def bench_volatile(opts: argparse.Namespace) -> None:
+    """Volatile ``.call()`` vs Redis PING, with the transport's floors, all interleaved."""
     import msgspec
     import redis
     from django.conf import settings
@@ -681,50 +693,66 @@ def bench_volatile(opts: argparse.Namespace) -> None:
     from clusterkit import frames
 
     count, chunk = opts.volatile_calls, 250
-    log(f"volatile: {count} sequential .call() to the runner process, {count} Redis PINGs")
+    log(f"volatile: {count} sequential .call() to the runner process, {count} Redis PINGs,")
+    log("  and the floors (Ping/Call frames on a blocking socket, Ping via the caller's loop)")
     r = redis.Redis.from_url(settings.REDIS_URL)
     clock = time.perf_counter
-    calls: list[float] = []
-    pings: list[float] = []
+    lat: dict[str, list[float]] = collections.defaultdict(list)
     with runners(1, opts.profile, "volatile") as procs:
+        address = procs[0].address
         client = BenchCounter.client("volatile-1")
         client.increment.call(by=1)
-        for _ in range(50):  # warm up both paths
-            client.get.call()
-            r.ping()
-        deadline = time.monotonic() + 120
-        while len(calls) < count and time.monotonic() < deadline:  # interleaved chunks
-            for _ in range(chunk):
-                t0 = clock()
-                client.get.call()
-                calls.append(clock() - t0)
-            for _ in range(chunk):
-                t0 = clock()
-                r.ping()
-                pings.append(clock() - t0)
-        log("volatile: transport floors (Ping / Call frames on a blocking socket, Ping via loop)")
-        address = procs[0].address
-        n = max(200, count // 4)
-        raw_ping = raw_frames(address, frames.Ping(corr=0), n)
+        raw = RawTransport(address)
         call = frames.Call(corr=0, entity_type="BenchCounter", entity_id="volatile-1", rpc="get",
                            payload=msgspec.Raw(b"{}"), headers={})  # fmt: skip
-        raw_call = raw_frames(address, call, n)
-        via_loop = loop_pings(address, n)
-    c50, p50 = pct(calls, 50) * 1e6, pct(pings, 50) * 1e6
 
-    def row(name: str, lat: list[float]) -> list[Any]:
-        q50 = pct(lat, 50) * 1e6
-        return [name, len(lat), q50, pct(lat, 99) * 1e6, q50 / p50]
+        def calls(n: int) -> list[float]:
+            out = []
+            for _ in range(n):
+                t0 = clock()
+                client.get.call()
+                out.append(clock() - t0)
+            return out
+
+        def pings(n: int) -> list[float]:
+            out = []
+            for _ in range(n):
+                t0 = clock()
+                r.ping()
+                out.append(clock() - t0)
+            return out
+
+        paths: dict[str, Callable[[int], list[float]]] = {
+            "call": calls,
+            "ping": pings,
+            "raw_ping": lambda n: raw.round_trips(frames.Ping(corr=0), n),
+            "raw_call": lambda n: raw.round_trips(call, n),
+            "loop_ping": lambda n: loop_pings(address, n),
+        }
+        try:
+            for run in paths.values():  # warm up every path
+                run(50)
+            deadline = time.monotonic() + 120
+            while len(lat["call"]) < count and time.monotonic() < deadline:  # interleaved
+                for name, run in paths.items():
+                    lat[name].extend(run(chunk if name in ("call", "ping") else chunk // 2))
+        finally:
+            raw.close()
+    c50, p50 = pct(lat["call"], 50) * 1e6, pct(lat["ping"], 50) * 1e6
+
+    def row(name: str, key: str) -> list[Any]:
+        q50 = pct(lat[key], 50) * 1e6
+        return [name, len(lat[key]), q50, pct(lat[key], 99) * 1e6, q50 / p50]
 
     table(
         "Volatile call round trip across processes (µs)",
         ["path", "calls", "p50", "p99", "x Redis PING p50"],
         [
-            row("clusterkit volatile .call()", calls),
-            row("redis-py PING (sync)", pings),
-            row("  floor: Ping frame, blocking socket → runner", raw_ping),
-            row("  floor: Call frame (entity rpc), blocking socket", raw_call),
-            row("  floor: Ping frame via the caller's background loop", via_loop),
+            row("clusterkit volatile .call()", "call"),
+            row("redis-py PING (sync)", "ping"),
+            row("  floor: Ping frame, blocking socket → runner", "raw_ping"),
+            row("  floor: Call frame (entity rpc), blocking socket", "raw_call"),
+            row("  floor: Ping frame via the caller's background loop", "loop_ping"),
         ],
     )
     SUMMARY.append(Figure("volatile round trip p50", c50, "µs", f"Redis PING p50 {p50:.0f} µs",
