@@ -21,7 +21,7 @@ from django.urls import re_path
 from .auth import StreamingMiddleware
 from .consumers import EventStreamConsumer, StreamSocketConsumer
 
-CHANNEL = r"(?P<channel>[A-Za-z0-9][A-Za-z0-9._:@/-]*?)"
+CHANNEL = r"(?P<channel>.+?)"  # validated by the consumer (400), not by the route
 
 http_urlpatterns = [re_path(rf"^streams/{CHANNEL}/events/?$", EventStreamConsumer.as_asgi())]
 websocket_urlpatterns = [re_path(r"^streams/ws/?$", StreamSocketConsumer.as_asgi())]
