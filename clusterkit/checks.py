@@ -68,9 +68,7 @@ def check_app_order(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage
 @register()
 def check_embedded_database(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     """An embedded runner on a shared database makes every web process a runner."""
-    if not isinstance(getattr(settings, "CLUSTERKIT", None) or {}, dict):
-        return []  # reported by check_settings
-    vendor = settings.DATABASES.get("default", {}).get("ENGINE", "")
+    vendor = str(settings.DATABASES.get("default", {}).get("ENGINE", ""))
     if cluster_settings.EMBEDDED_RUNNER and "sqlite" not in vendor:
         return [
             Warning(

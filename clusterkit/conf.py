@@ -54,11 +54,10 @@ class ClusterSettings:
 
     @property
     def user_settings(self) -> dict[str, Any]:
-        """The project's own ``CLUSTERKIT`` dict (empty when unset)."""
+        """The project's own ``CLUSTERKIT`` dict (empty when unset or not a dict, which
+        ``manage.py check`` reports as ``clusterkit.E001``)."""
         value = getattr(django_settings, "CLUSTERKIT", None) or {}
-        if not isinstance(value, dict):
-            raise TypeError("settings.CLUSTERKIT must be a dict")
-        return value
+        return value if isinstance(value, dict) else {}
 
     def __getattr__(self, name: str) -> Any:
         if name not in DEFAULTS:

@@ -24,10 +24,15 @@ _json_encode = msgspec.json.Encoder().encode
 class RpcSpec:
     """Everything known about one rpc of an entity type."""
 
-    def __init__(self, func: Callable[..., Any], *, persisted: bool, name: str | None) -> None:
+    def __init__(
+        self, func: Callable[..., Any], *, persisted: bool, name: str | None, exclusive: bool = True
+    ) -> None:
         self.func = func
         self.name = name or func.__name__
         self.persisted = persisted
+        self.exclusive = exclusive
+        if persisted and not exclusive:
+            raise TypeError(f"rpc {self.name}: only volatile rpcs can be non-exclusive")
         self.is_async = inspect.iscoroutinefunction(func)
         self.signature = inspect.signature(func)
         params = list(self.signature.parameters.values())[1:]  # drop self
@@ -136,16 +141,26 @@ class RpcMethod:
 def rpc(func: Callable[..., Any], /) -> RpcMethod: ...
 @overload
 def rpc(
-    *, persisted: bool = False, name: str | None = None
+    *, persisted: bool = False, name: str | None = None, exclusive: bool = True
 ) -> Callable[[Callable[..., Any]], RpcMethod]: ...
 
 
 def rpc(
-    func: Callable[..., Any] | None = None, /, *, persisted: bool = False, name: str | None = None
+    func: Callable[..., Any] | None = None,
+    /,
+    *,
+    persisted: bool = False,
+    name: str | None = None,
+    exclusive: bool = True,
 ) -> RpcMethod | Callable[[Callable[..., Any]], RpcMethod]:
-    """Mark an entity method as an rpc: ``@rpc`` (volatile) or ``@rpc(persisted=True)``."""
+    """Mark an entity method as an rpc: ``@rpc`` (volatile) or ``@rpc(persisted=True)``.
+
+    ``exclusive=False`` (volatile only) runs the handler at once, beside whatever the
+    instance is handling, instead of queueing it in the mailbox: for control messages
+    such as "cancel what you are doing".
+    """
 
     def wrap(f: Callable[..., Any]) -> RpcMethod:
-        return RpcMethod(RpcSpec(f, persisted=persisted, name=name))
+        return RpcMethod(RpcSpec(f, persisted=persisted, name=name, exclusive=exclusive))
 
     return wrap(func) if func is not None else wrap

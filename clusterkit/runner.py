@@ -359,6 +359,8 @@ class Runner:
         if self.stopping or shard not in self.held:
             return _unavailable(call.corr, f"runner {self.runner_id} does not hold {shard}")
         active = self._activate(cls, call.entity_id, shard)
+        if not spec.exclusive:
+            return await self._beside(active, spec, call)
         if active.pending() >= cls.capacity():
             self.stats.rejected += 1
             return _failure(call.corr, MailboxFull(f"{cls.entity_type}/{call.entity_id} is full"))
@@ -371,6 +373,20 @@ class Runner:
             return None
         result.corr = call.corr
         return result
+
+    async def _beside(self, active: Active, spec: Any, call: frames.Call) -> frames.Result | None:
+        """Run a non-exclusive rpc now, next to the instance's mailbox (no retries)."""
+        try:
+            kwargs = spec.decode_args(bytes(call.payload))
+            if active.instance is None:
+                active.instance = active.cls.activate(active.entity_id)
+            ctx = context.from_headers(dict(call.headers), None)
+            payload = spec.encode_reply(await self._invoke(active.instance, spec, kwargs, ctx))
+        except Exception as exc:
+            return None if call.discard else _failure(call.corr, exc)
+        if call.discard:
+            return None
+        return frames.Result(corr=call.corr, ok=True, payload=msgspec.Raw(payload))
 
     # -- handling --------------------------------------------------------------------
 

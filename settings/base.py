@@ -2,6 +2,8 @@
 
 from pathlib import Path
 
+import django
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 SECRET_KEY = "clusterkit-demo-insecure-key"  # overridden in prod
@@ -24,6 +26,16 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
 ]
+if django.VERSION < (6, 0):  # the Tasks API comes from the backport
+    INSTALLED_APPS.append("django_tasks")
+
+TASKS = {
+    "default": {
+        "BACKEND": "jobs.backends.ClusterTaskBackend",
+        "QUEUES": ["default", "emails"],
+        "OPTIONS": {"max_attempts": 3},
+    }
+}
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",

@@ -23,6 +23,7 @@ if BACKEND == "postgres":
             "HOST": os.environ.get("PGHOST", "127.0.0.1"),
             "PORT": os.environ.get("PGPORT", "5432"),
             "TEST": {"NAME": DB_NAME or "test_clusterkit"},
+            "CONN_HEALTH_CHECKS": True,
         }
     }
     CHANNEL_LAYERS = {

@@ -56,7 +56,7 @@ def test_sync_callers_do_not_leak_connections(runner: Runner, on_postgres: bool)
         t.start()
     for t in threads:
         t.join(60)
-    assert backends() <= before + 2
+    assert backends() <= before + 5  # a leak would be one per calling thread (20)
 
 
 def ids(**settings: object) -> set[str]:
