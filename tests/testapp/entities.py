@@ -133,3 +133,4 @@ if os.environ.get("CLUSTERKIT_TEST_SCHEDULES") == "1":
     def every_two_seconds(instant: _dt.datetime) -> None:
         Beat.objects.create(name="cron", instant=instant.isoformat(), pid=os.getpid(),
                             at=time.time())
+from .tracking import *  # noqa: E402,F403
