@@ -151,8 +151,8 @@ def clean(runners_stopped: bool = True) -> None:
 
     sql("TRUNCATE clusterkit_message, clusterkit_reply")
     if runners_stopped:
-        sql("DELETE FROM clusterkit_runner")
         sql("UPDATE clusterkit_shardlease SET runner_id = NULL, expires_at = NULL")
+        sql("DELETE FROM clusterkit_runner")
     router.cache.clear()
 
 
@@ -295,12 +295,36 @@ def runners(
         if profile is not None:
             spy = start_profile(procs[0].pid, profile, label)
         yield procs
+    except BaseException:
+        diagnose(procs)
+        raise
     finally:
         if spy is not None:
             stop_profile(spy)
         for proc in procs:
             proc.stop()
         clean()
+
+
+def diagnose(procs: list[RunnerProcess]) -> None:
+    """On a failed step: the unhandled messages and each runner's last output lines."""
+    try:
+        rows = sql(
+            "SELECT m.id, m.entity_type, m.entity_id, m.shard_id, m.last_read, m.attempts,"
+            " m.processed, l.runner_id, l.epoch FROM clusterkit_message m"
+            " LEFT JOIN clusterkit_reply r ON r.request_id = m.id"
+            " LEFT JOIN clusterkit_shardlease l"
+            " ON l.shard_group = m.shard_group AND l.shard_id = m.shard_id"
+            " WHERE r.id IS NULL ORDER BY m.id LIMIT 20"
+        )
+        log("messages without a reply (id, type, entity, shard, last_read, attempts, "
+            f"processed, lease runner, epoch): {rows}")  # fmt: skip
+    except Exception as exc:  # the database may be what failed
+        log(f"could not list unanswered messages: {exc!r}")
+    for proc in procs:
+        log(f"runner pid {proc.pid} (id {proc.runner_id}), last output:")
+        for line in list(proc.lines)[-30:]:
+            print(f"    {line}", file=sys.stderr)
 
 
 def start_profile(pid: int, directory: Path, label: str) -> subprocess.Popen[bytes]:
@@ -346,11 +370,12 @@ def spawn_senders(
 
     Returns the ``time.time()`` of the release and the processes.
     """
-    share = n // clients
+    shares = [n // clients + (1 if k < n % clients else 0) for k in range(clients)]
     procs = [
         subprocess.Popen(
-            [sys.executable, "-m", "bench.sender", "--n", str(share), "--entities",
-             str(entities), "--batch", str(batch), "--offset", str(k * share), "--mode", mode],
+            [sys.executable, "-m", "bench.sender", "--n", str(shares[k]), "--entities",
+             str(entities), "--batch", str(batch), "--offset", str(sum(shares[:k])),
+             "--mode", mode],
             cwd=ROOT, env=child_env(), stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
         )
         for k in range(clients)

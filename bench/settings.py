@@ -3,31 +3,31 @@
 Self-contained (no environment variables needed, though ``BENCH_PG_*`` and
 ``BENCH_REDIS_URL`` override the defaults): PostgreSQL at 127.0.0.1:5432 as ``postgres``
 on a dedicated database ``clusterkit_bench`` (``bench.core`` creates and migrates it),
-Redis at 127.0.0.1:6379 db 14. The apps are the demo project's (``settings.base``) plus
-``bench``, so a runner loads what a real deployment loads.
+Redis at 127.0.0.1:6379 db 14, as in ``settings.prod``.
+
+The apps are the core and ``bench`` only, not the demo project's: a runner hosts every
+installed app's entities, so another app's entity types (or a half-edited
+``entities.py``) would otherwise be part of what is measured.
 """
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
-from settings.base import (  # noqa: F401  (the project's shared settings, no env reads)
-    BASE_DIR,
-    DEFAULT_AUTO_FIELD,
-    MIDDLEWARE,
-    ROOT_URLCONF,
-    TEMPLATES,
-    TIME_ZONE,
-    USE_TZ,
-)
-from settings.base import (
-    INSTALLED_APPS as BASE_APPS,
-)
-
+BASE_DIR = Path(__file__).resolve().parent.parent
 SECRET_KEY = "clusterkit-bench-insecure-key"
 DEBUG = False  # DEBUG=True would record every query in memory
 ALLOWED_HOSTS = ["127.0.0.1", "localhost"]
-INSTALLED_APPS = [*BASE_APPS, "bench.apps.BenchConfig"]
+INSTALLED_APPS = [
+    "clusterkit",
+    "django.contrib.contenttypes",
+    "django.contrib.auth",
+    "bench.apps.BenchConfig",
+]
+USE_TZ = True
+TIME_ZONE = "UTC"
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 PG_HOST = os.environ.get("BENCH_PG_HOST", "127.0.0.1")
 PG_PORT = os.environ.get("BENCH_PG_PORT", "5432")
