@@ -260,6 +260,8 @@ class Runner:
                 for env in active.queue or ():
                     if env.future is not None and not env.future.done():
                         env.future.set_result(_unavailable(0, "the shard moved"))
+                if active.queue:  # its worker stops after the handler in progress
+                    active.queue.clear()
         for message_id, shard in list(self.in_flight.items()):
             if shard in shards:
                 del self.in_flight[message_id]
@@ -552,7 +554,14 @@ class Runner:
             self.stats.fenced += len(fenced)
             logger.warning("runner %s: %d results fenced (lease lost); not committed",
                            self.runner_id, len(fenced))
-            self._lose({(c.shard_group, c.shard_id) for c in fenced})
+            # Forget only shards still believed held at the fenced epoch: one taken
+            # back meanwhile (a new epoch) keeps its fresh state.
+            self._lose({
+                (c.shard_group, c.shard_id) for c in fenced
+                if self.held.get((c.shard_group, c.shard_id)) == c.epoch
+            })
+            for c in fenced:
+                self.in_flight.pop(c.request_id, None)
             self.lease_wake.set()
         self.capacity.set()
 

@@ -70,3 +70,8 @@ def wait_for_cancel(seconds: float) -> str:
 @service.register("welcome", max_attempts=2)
 async def welcome(user: str) -> str:
     return f"welcome {user}"
+
+
+@task()
+def tick() -> str:
+    return "tick"
