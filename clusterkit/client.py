@@ -260,11 +260,7 @@ class RpcCaller:
         _embedded()
         deadline = time.monotonic() + self.opts.wait_seconds()
         call = self._frame(payload, discard)
-        future = loop.submit(_deliver(call, self.target.group, self.target.shard, deadline))
-        try:
-            result = future.result(max(0.0, deadline - time.monotonic()) + 1.0)
-        except TimeoutError:
-            raise Timeout(f"no reply to {self.spec.name} in time") from None
+        result = _deliver_sync(call, self.target.group, self.target.shard, deadline)
         return None if discard else self._result(result)
 
     async def _volatile_async(self, payload: bytes, discard: bool = False) -> Any:
@@ -312,6 +308,40 @@ async def _deliver(
         if time.monotonic() + 0.1 > deadline:
             raise last
         await asyncio.sleep(0.1)
+
+
+def _deliver_sync(
+    call: frames.Call, group: str, shard: int, deadline: float
+) -> frames.Result | None:
+    """:func:`_deliver` for sync callers: their own blocking socket, no loop hop."""
+    from .runner import local_runners
+    from .transport import call_blocking
+
+    last: ClusterError = RunnerUnavailable(f"no runner holds the shard of {call.entity_id!r}")
+    while True:
+        owner = router.owner(group, shard)
+        if owner is not None:
+            try:
+                local = local_runners.get(owner.runner_id)
+                if local is not None:
+                    future = loop.submit(local.call_from(call))
+                    try:
+                        result = future.result(max(0.0, deadline - time.monotonic()) + 1.0)
+                    except TimeoutError:
+                        raise Timeout(f"no reply to {call.rpc} in time") from None
+                else:
+                    result = call_blocking(
+                        owner.address, call, max(0.05, deadline - time.monotonic())
+                    )
+                if result is None or result.ok or result.error_type != "RunnerUnavailable":
+                    return result
+                last = RunnerUnavailable(result.error_message)
+            except RunnerUnavailable as exc:
+                last = exc
+        router.invalidate(group)
+        if time.monotonic() + 0.1 > deadline:
+            raise last
+        time.sleep(0.1)
 
 
 def send_many(

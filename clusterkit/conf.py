@@ -23,7 +23,7 @@ DEFAULTS: dict[str, Any] = {
     "CLAIM_BATCH_SIZE": 1024,
     "MAX_IN_FLIGHT": 20000,
     "READ_LEASE": 600.0,
-    "COMMIT_INTERVAL": 0.002,
+    "COMMIT_INTERVAL": 0.0,
     "DRAIN_TIMEOUT": 10.0,
     "HANDLER_THREADS": 8,
     # Entities

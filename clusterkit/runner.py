@@ -29,7 +29,7 @@ from django.db import close_old_connections, connections
 from . import context, frames, leases, snowflake, wakeup
 from .conf import cluster_settings
 from .entity import Entity, registry
-from .errors import ClusterError, InvalidPayload, MailboxFull, MalformedMessage
+from .errors import ClusterError, InvalidPayload, MailboxFull, MalformedMessage, UnknownEntity
 from .mailbox import Active, Envelope
 from .models import ReplyStatus
 from .replies import hub
@@ -284,37 +284,51 @@ class Runner:
                 continue
             self.claim_wake.clear()
             try:
-                claimed, due_in = await self.db(self._claim, room, read_lease_ms)
+                claimed = await self.db(self._claim, room, read_lease_ms)
+                for item in claimed:
+                    self._dispatch(item)
+                if len(claimed) >= room:
+                    continue
+                due_in = await self.db(self._next_due)
             except Exception:
                 logger.warning("runner %s: claim failed", self.runner_id, exc_info=True)
                 await asyncio.sleep(poll)
-                continue
-            for message in claimed:
-                self._dispatch(message)
-            if len(claimed) >= room:
                 continue
             timeout = poll if due_in is None else min(poll, due_in / 1000 + 0.001)
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self.claim_wake.wait(), timeout)
 
-    def _claim(self, room: int, read_lease_ms: int) -> tuple[list[ClaimedMessage], int | None]:
-        """Claim for every group (on the db thread); also when the next scheduled one is due."""
-        claimed: list[ClaimedMessage] = []
+    def _held_shards(self, held: dict[ShardKey, int], group: str) -> list[int] | None:
+        """The shards of ``group`` held, or ``None`` for all of them (no filter needed)."""
+        shards = sorted(s for (g, s) in held if g == group)
+        return None if len(shards) == self.shards else shards
+
+    def _claim(self, room: int, read_lease_ms: int) -> list[tuple[ClaimedMessage, int]]:
+        """Claim due messages of every group held (on the db thread), with their epochs."""
+        claimed: list[tuple[ClaimedMessage, int]] = []
+        held = dict(self.held)
+        for group in self.groups:
+            shards = self._held_shards(held, group)
+            if shards == []:
+                continue
+            rows = self.storage.claim(group, shards, room - len(claimed), read_lease_ms)
+            claimed.extend((m, held.get((m.shard_group, m.shard_id), -1)) for m in rows)
+        return claimed
+
+    def _next_due(self) -> int | None:
+        """Milliseconds until the next scheduled message of a held shard is due."""
         due: int | None = None
         held = dict(self.held)
         for group in self.groups:
-            shards = sorted(s for (g, s) in held if g == group)
-            if not shards:
+            shards = self._held_shards(held, group)
+            if shards == []:
                 continue
-            rows = self.storage.claim(group, shards, room - len(claimed), read_lease_ms)
-            claimed.extend((m, held.get((m.shard_group, m.shard_id), -1)) for m in rows)  # type: ignore[misc]
-            if len(rows) < room:
-                nxt = self.storage.next_delivery(group, shards)
-                if nxt is not None:
-                    due = nxt if due is None else min(due, nxt)
-        return claimed, due
+            nxt = self.storage.next_delivery(group, shards)
+            if nxt is not None:
+                due = nxt if due is None else min(due, nxt)
+        return due
 
-    def _dispatch(self, item: Any) -> None:
+    def _dispatch(self, item: tuple[ClaimedMessage, int]) -> None:
         message, epoch = item
         shard = (message.shard_group, message.shard_id)
         if message.id in self.in_flight or epoch < 0:
@@ -368,8 +382,12 @@ class Runner:
             return _failure(call.corr, MailboxFull(f"{cls.entity_type}/{call.entity_id} is full"))
         assert self.loop is not None
         future: asyncio.Future[frames.Result] = self.loop.create_future()
-        active.push(Envelope(spec, bytes(call.payload), dict(call.headers), None, 0, future))
-        self._kick(active)
+        envelope = Envelope(spec, bytes(call.payload), dict(call.headers), None, 0, future)
+        if not active.queue and active.running < cls.concurrency:
+            await self._inline(active, envelope)  # idle: handle it here, no extra task
+        else:
+            active.push(envelope)
+            self._kick(active)
         result = await future
         if call.discard:
             return None
@@ -421,6 +439,19 @@ class Runner:
             self._workers.add(worker)
             worker.add_done_callback(self._workers.discard)
 
+    async def _inline(self, active: Active, envelope: Envelope) -> None:
+        """Handle one envelope in the caller's task, as a worker of ``active``."""
+        active.running += 1
+        active.busy += 1
+        active.last_used = time.monotonic()
+        try:
+            await self._handle(active, envelope)
+        finally:
+            active.busy -= 1
+            active.running -= 1
+            active.last_used = time.monotonic()
+        self._kick(active)  # whatever queued up meanwhile
+
     async def _work(self, active: Active) -> None:
         try:
             while active.queue:
@@ -448,7 +479,7 @@ class Runner:
                 active.entity_id,
             ),
         )
-        policy = active.cls.retry_policy()
+        policy = None
         attempt = 0
         while True:
             attempt += 1
@@ -462,6 +493,7 @@ class Runner:
             except Exception as exc:
                 if self._gone(active, env):
                     return
+                policy = policy or active.cls.retry_policy()
                 if attempt < policy.max_attempts and not isinstance(exc, InvalidPayload):
                     self.stats.retried += 1
                     logger.info("%s/%s.%s failed (attempt %d): %r; retrying",
@@ -678,9 +710,10 @@ class Runner:
 
 
 def _entity_class(name: str) -> type[Entity]:
-    from .entity import entity_class
-
-    return entity_class(name)
+    cls = registry.get(name)
+    if cls is None:
+        raise UnknownEntity(f"no entity type {name!r} is registered")
+    return cls
 
 
 def _failure(corr: int, exc: BaseException) -> frames.Result:

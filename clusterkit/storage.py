@@ -14,6 +14,7 @@ from functools import partial
 from typing import Any, TypeVar
 
 from django.db import connections, transaction
+from django.db.models import Q
 from django.db.models.functions import Now
 
 from . import wakeup
@@ -134,6 +135,13 @@ class Storage:
             return "(extract(epoch from clock_timestamp()) * 1000)::bigint"
         return "CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)"
 
+    def _shard_filter(self, shards: Sequence[int] | None) -> tuple[str, list[Any]]:
+        """``AND shard_id IN (…)``, or nothing when every shard is meant (``None``)."""
+        if shards is None:
+            return "", []
+        clause, params = self._in(shards)
+        return f"AND shard_id {clause} ", params
+
     def _in(self, values: Sequence[Any]) -> tuple[str, list[Any]]:
         """A portable ``IN (…)`` / ``= ANY(…)`` clause for ``values``."""
         if self.is_postgres:
@@ -151,7 +159,9 @@ class Storage:
         """
         if not messages:
             return []
-        with self.connection.cursor() as cursor:
+        # One transaction (the caller's, or a new one): the insert and the wake-up commit
+        # together, with one flush to disk.
+        with transaction.atomic(using=self.alias), self.connection.cursor() as cursor:
             if self.is_postgres:
                 casts = ", ".join(f"%s::{t}[]" for t in PG_TYPES)
                 columns = list(zip(*(m.row() for m in messages), strict=True))
@@ -194,18 +204,23 @@ class Storage:
     # -- running ---------------------------------------------------------------------
 
     def claim(
-        self, group: str, shards: Sequence[int], limit: int, read_lease_ms: int
+        self, group: str, shards: Sequence[int] | None, limit: int, read_lease_ms: int
     ) -> list[ClaimedMessage]:
-        """Take up to ``limit`` due, unprocessed messages of ``shards`` under a read lease."""
-        if not shards or limit <= 0:
+        """Take up to ``limit`` due, unprocessed messages of ``shards`` under a read lease.
+
+        ``shards=None`` means every shard of the group. The read lease is not flushed to
+        disk before returning (``synchronous_commit = off``): losing it in a crash only
+        makes a message claimable again sooner.
+        """
+        if shards == [] or limit <= 0:
             return []
-        clause, shard_params = self._in(shards)
+        clause, shard_params = self._shard_filter(shards)
         lock = "FOR UPDATE SKIP LOCKED" if self.is_postgres else ""
         processed = "false" if self.is_postgres else "0"
         sql = (
             f"UPDATE clusterkit_message SET last_read = {self.now_ms}, attempts = attempts + 1 "
             "WHERE id IN (SELECT id FROM clusterkit_message "
-            f"WHERE processed = {processed} AND shard_group = %s AND shard_id {clause} "
+            f"WHERE processed = {processed} AND shard_group = %s {clause}"
             f"AND (deliver_at IS NULL OR deliver_at <= {self.now_ms}) "
             f"AND (last_read IS NULL OR last_read < {self.now_ms} - %s) "
             f"ORDER BY priority DESC, id LIMIT %s {lock}) "
@@ -213,21 +228,23 @@ class Storage:
             " priority, attempts"
         )
         with transaction.atomic(using=self.alias), self.connection.cursor() as cursor:
+            if self.is_postgres:
+                cursor.execute("SET LOCAL synchronous_commit = off")
             cursor.execute(sql, [group, *shard_params, read_lease_ms, limit])
             rows = [ClaimedMessage(*row) for row in cursor.fetchall()]
         rows.sort(key=lambda m: (-m.priority, m.id))
         return rows
 
-    def next_delivery(self, group: str, shards: Sequence[int]) -> int | None:
+    def next_delivery(self, group: str, shards: Sequence[int] | None) -> int | None:
         """Milliseconds until the earliest scheduled message of ``shards`` is due."""
-        if not shards:
+        if shards == []:
             return None
-        clause, params = self._in(shards)
+        clause, params = self._shard_filter(shards)
         processed = "false" if self.is_postgres else "0"
         with self.connection.cursor() as cursor:
             cursor.execute(
                 f"SELECT MIN(deliver_at) - {self.now_ms} FROM clusterkit_message "
-                f"WHERE processed = {processed} AND shard_group = %s AND shard_id {clause} "
+                f"WHERE processed = {processed} AND shard_group = %s {clause}"
                 f"AND deliver_at > {self.now_ms}",
                 [group, *params],
             )
@@ -259,11 +276,17 @@ class Storage:
         """
         from .models import ShardLease
 
+        touched: dict[str, set[int]] = {}
+        for c in completions:
+            touched.setdefault(c.shard_group, set()).add(c.shard_id)
+        which = Q()
+        for group, shard_ids in touched.items():
+            which |= Q(shard_group=group, shard_id__in=sorted(shard_ids))
         with transaction.atomic(using=self.alias):
             held = set(
                 ShardLease.objects.using(self.alias)
                 .select_for_update(no_key=True)
-                .filter(runner_id=runner_id, expires_at__gt=Now())
+                .filter(which, runner_id=runner_id, expires_at__gt=Now())
                 .values_list("shard_group", "shard_id", "epoch")
             )
             ok = [c for c in completions if (c.shard_group, c.shard_id, c.epoch) in held]

@@ -11,12 +11,14 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import socket
+import threading
 from collections.abc import Awaitable, Callable
 
 import msgspec
 
 from . import frames
-from .errors import RunnerUnavailable
+from .errors import RunnerUnavailable, Timeout
 
 logger = logging.getLogger("clusterkit.transport")
 Handler = Callable[[frames.Call], Awaitable[frames.Result | None]]
@@ -173,3 +175,62 @@ class TransportClient:
 
 
 client = TransportClient()
+
+
+class _ThreadSockets(threading.local):
+    """Blocking sockets of one caller thread, by runner address."""
+
+    def __init__(self) -> None:
+        self.socks: dict[str, socket.socket] = {}
+
+
+_sockets = _ThreadSockets()
+_corr = itertools.count(1 << 40)  # apart from the async client's ids
+
+
+def _recv_exactly(sock: socket.socket, size: int) -> bytes:
+    chunks, got = [], 0
+    while got < size:
+        chunk = sock.recv(size - got)
+        if not chunk:
+            raise ConnectionError("the runner closed the connection")
+        chunks.append(chunk)
+        got += len(chunk)
+    return b"".join(chunks)
+
+
+def call_blocking(address: str, call: frames.Call, timeout: float) -> frames.Result | None:
+    """Send ``call`` on this thread's own socket and wait for its result.
+
+    Sync callers skip the hop to the background loop: one write and one read on a
+    blocking socket is the shortest path to the runner and back.
+    """
+    sock = _sockets.socks.get(address)
+    try:
+        if sock is None:
+            host, _, port = address.rpartition(":")
+            sock = socket.create_connection((host, int(port)), timeout=2.0)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            _sockets.socks[address] = sock
+        call.corr = next(_corr)
+        sock.settimeout(timeout)
+        sock.sendall(frames.pack(call))
+        if call.discard:
+            return None
+        while True:
+            (size,) = frames.HEADER.unpack(_recv_exactly(sock, frames.HEADER.size))
+            frame = frames.decoder.decode(_recv_exactly(sock, size))
+            if isinstance(frame, frames.Result) and frame.corr == call.corr:
+                return frame
+    except TimeoutError:
+        _drop(address)
+        raise Timeout(f"no reply from the runner at {address} in time") from None
+    except (OSError, ConnectionError, msgspec.DecodeError) as exc:
+        _drop(address)
+        raise RunnerUnavailable(f"runner at {address} is unreachable: {exc}") from None
+
+
+def _drop(address: str) -> None:
+    sock = _sockets.socks.pop(address, None)
+    if sock is not None:
+        sock.close()
