@@ -66,7 +66,7 @@ CLUSTERKIT = {
     # group-commit replies every 2 ms (or at once past 256 pending), 300 shards.
     "CLAIM_BATCH_SIZE": 1024,
     "MAX_IN_FLIGHT": 20000,
-    "COMMIT_INTERVAL": 0.002,
+    "COMMIT_INTERVAL": 0.0,
     "SHARDS_PER_GROUP": 300,
     # A generous call timeout: a benchmark step that stalls fails loudly, not silently.
     "CALL_TIMEOUT": 30.0,

@@ -165,16 +165,15 @@ class Storage:
             if self.is_postgres:
                 casts = ", ".join(f"%s::{t}[]" for t in PG_TYPES)
                 columns = list(zip(*(m.row() for m in messages), strict=True))
+                groups = sorted({m.shard_group for m in messages})
+                # One statement: the rows, then the wake-up of their groups' runners.
                 cursor.execute(
-                    f"INSERT INTO clusterkit_message ({MESSAGE_COLUMNS}) "
+                    f"WITH ins AS (INSERT INTO clusterkit_message ({MESSAGE_COLUMNS}) "
                     "SELECT c0, c1, c2, c3, c4, c5, 0, c6, c7, c8, c9, c10, NULL, 0, false "
                     f"FROM unnest({casts}) AS t(c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10) "
-                    "ON CONFLICT (message_key) DO NOTHING",
-                    [list(col) for col in columns],
-                )
-                groups = sorted({m.shard_group for m in messages})
-                cursor.execute(
-                    "SELECT pg_notify(%s, g) FROM unnest(%s::text[]) AS g", [WAKE_CHANNEL, groups]
+                    "ON CONFLICT (message_key) DO NOTHING RETURNING 1) "
+                    "SELECT pg_notify(%s, g) FROM unnest(%s::text[]) AS g",
+                    [*(list(col) for col in columns), WAKE_CHANNEL, groups],
                 )
             else:
                 cursor.executemany(
