@@ -27,6 +27,7 @@ def test_status_shows_runner_and_backlog(runner: Runner) -> None:
     assert "1 runners" in out
     assert f"#{runner.runner_id}" in out and "shards=300" in out
     assert "group default: 300 shards, 0 unowned, backlog 0" in out
+    assert "singleton cron:" not in out or f"runner #{runner.runner_id}" in out
 
 
 def test_drain_hands_over_every_shard(runner: Runner) -> None:
@@ -45,3 +46,18 @@ def test_prune_deletes_processed_messages_and_replies(runner: Runner) -> None:
     assert "deleted 0" in run("prune")  # younger than the retention
     assert "deleted 1" in run("prune", "--older-than", "0")
     assert not Message.objects.exists() and not Reply.objects.exists()
+
+
+def test_status_names_where_singletons_run(runner: Runner) -> None:
+    from clusterkit.singleton import singleton, singletons
+
+    @singleton("status-probe")
+    async def probe() -> None:
+        import asyncio
+
+        await asyncio.Event().wait()
+
+    try:
+        assert f"singleton status-probe: runner #{runner.runner_id}" in run("status")
+    finally:
+        singletons.pop("status-probe", None)

@@ -53,6 +53,18 @@ class Command(BaseCommand):
                 f"group {group}: {cluster_settings.SHARDS_PER_GROUP} shards, {unowned} unowned, "
                 f"backlog {backlog.count()} ({due.count()} due)"
             )
+        from clusterkit.singleton import singletons
+
+        shards = int(cluster_settings.SHARDS_PER_GROUP)
+        for name, spec in sorted(singletons.items()):
+            group, shard = spec.shard(shards)
+            owner = (
+                ShardLease.objects.filter(shard_group=group, shard_id=shard)
+                .values_list("runner_id", flat=True)
+                .first()
+            )
+            where = f"runner #{owner}" if owner else "not running (shard unowned)"
+            self.stdout.write(f"singleton {name}: {where}")
 
     def do_drain(self, options: dict[str, Any]) -> None:
         if not Runner.objects.filter(pk=options["runner"]).exists():
