@@ -277,6 +277,13 @@ class RpcCaller:
         raise error_from_reply(result.error_type, result.error_message)
 
 
+def _final(result: frames.Result | None) -> frames.Result | None:
+    """``result`` when it settles the call; ``RunnerUnavailable`` when it says "not here"."""
+    if result is None or result.ok or result.error_type != "RunnerUnavailable":
+        return result
+    raise RunnerUnavailable(result.error_message)
+
+
 async def _deliver(
     call: frames.Call, group: str, shard: int, deadline: float
 ) -> frames.Result | None:
@@ -296,12 +303,8 @@ async def _deliver(
             try:
                 local = local_runners.get(owner.runner_id)
                 if local is not None:
-                    result = await local.call_from(call)
-                else:
-                    result = await transport.call(owner.address, call)
-                if result is None or result.ok or result.error_type != "RunnerUnavailable":
-                    return result
-                last = RunnerUnavailable(result.error_message)
+                    return _final(await local.call_from(call))
+                return _final(await transport.call(owner.address, call))
             except RunnerUnavailable as exc:
                 last = exc
         router.invalidate(group)
@@ -323,19 +326,14 @@ def _deliver_sync(
         if owner is not None:
             try:
                 local = local_runners.get(owner.runner_id)
-                if local is not None:
-                    future = loop.submit(local.call_from(call))
-                    try:
-                        result = future.result(max(0.0, deadline - time.monotonic()) + 1.0)
-                    except TimeoutError:
-                        raise Timeout(f"no reply to {call.rpc} in time") from None
-                else:
-                    result = call_blocking(
-                        owner.address, call, max(0.05, deadline - time.monotonic())
-                    )
-                if result is None or result.ok or result.error_type != "RunnerUnavailable":
-                    return result
-                last = RunnerUnavailable(result.error_message)
+                if local is None:
+                    remaining = max(0.05, deadline - time.monotonic())
+                    return _final(call_blocking(owner.address, call, remaining))
+                future = loop.submit(local.call_from(call))
+                try:
+                    return _final(future.result(max(0.0, deadline - time.monotonic()) + 1.0))
+                except TimeoutError:
+                    raise Timeout(f"no reply to {call.rpc} in time") from None
             except RunnerUnavailable as exc:
                 last = exc
         router.invalidate(group)

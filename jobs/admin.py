@@ -9,12 +9,14 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html_join
 
+from clusterkit.admin import ReadOnlyAdmin
+
 from . import engine
 from .models import Job
 
 
 @admin.register(Job)
-class JobAdmin(admin.ModelAdmin[Job]):
+class JobAdmin(ReadOnlyAdmin, admin.ModelAdmin[Job]):
     """Jobs as their definitions plus their state read from the attempt messages."""
 
     list_display = ("id", "name", "queue", "status", "attempts", "enqueued_at", "finished")
@@ -22,15 +24,6 @@ class JobAdmin(admin.ModelAdmin[Job]):
     search_fields = ("id", "name", "concurrency_key")
     readonly_fields = ("status", "attempts", "errors", "return_value")
     actions = ("retry_jobs", "cancel_jobs")
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     _states: dict[str, engine.JobState]
 

@@ -67,3 +67,17 @@ def _terminate_others(connection: Any) -> None:
             )
 
 
+
+
+@pytest.fixture
+def clean_schedules() -> Iterator[None]:
+    """Forget the singletons and cron jobs a test registers."""
+    from clusterkit.cron import crons
+    from clusterkit.singleton import singletons
+
+    before_s, before_c = dict(singletons), dict(crons)
+    yield
+    singletons.clear()
+    singletons.update(before_s)
+    crons.clear()
+    crons.update(before_c)

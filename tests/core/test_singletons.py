@@ -7,7 +7,6 @@ import datetime as dt
 import itertools
 import threading
 import time
-from collections.abc import Iterator
 
 import pytest
 from django.core.exceptions import ImproperlyConfigured
@@ -15,19 +14,12 @@ from django.core.exceptions import ImproperlyConfigured
 from clusterkit import context
 from clusterkit.cron import cron, crons
 from clusterkit.runner import Runner
-from clusterkit.singleton import singleton, singletons
+from clusterkit.singleton import singleton
 
-pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture(autouse=True)
-def _clean_registry() -> Iterator[None]:
-    before_s, before_c = dict(singletons), dict(crons)
-    yield
-    singletons.clear()
-    singletons.update(before_s)
-    crons.clear()
-    crons.update(before_c)
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("clean_schedules"),
+]
 
 
 def wait_for(check: object, timeout: float = 10.0) -> None:

@@ -3,28 +3,18 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import pytest
 
-from clusterkit.cron import crons
 from clusterkit.runner import Runner
-from clusterkit.singleton import singletons
 from jobs.models import Job
 from jobs.periodic import periodic, periodic_jobs
 from tests.testapp import tasks
 
-pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture(autouse=True)
-def _clean() -> Iterator[None]:
-    before_s, before_c = dict(singletons), dict(crons)
-    yield
-    singletons.clear()
-    singletons.update(before_s)
-    crons.clear()
-    crons.update(before_c)
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("clean_schedules"),
+]
 
 
 def test_periodic_task_is_enqueued_every_instant(runner: Runner) -> None:
