@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import nullcontext
 from functools import partial
 from typing import Any, TypeVar
 
@@ -159,14 +160,21 @@ class Storage:
         """
         if not messages:
             return []
-        # One transaction (the caller's, or a new one): the insert and the wake-up commit
-        # together, with one flush to disk.
-        with transaction.atomic(using=self.alias), self.connection.cursor() as cursor:
-            if self.is_postgres:
+        # On PostgreSQL one statement stores the rows and wakes their runners, atomic by
+        # itself (one round trip in autocommit); SQLite batches its inserts in a transaction.
+        atomic = transaction.atomic(using=self.alias) if not self.is_postgres else nullcontext()
+        with atomic, self.connection.cursor() as cursor:
+            if self.is_postgres and len(messages) == 1:
+                cursor.execute(
+                    f"WITH ins AS (INSERT INTO clusterkit_message ({MESSAGE_COLUMNS}) VALUES "
+                    "(%s, %s, %s, %s, %s, %s, 0, %s, %s, %s, %s, %s, NULL, 0, false) "
+                    "ON CONFLICT (message_key) DO NOTHING RETURNING 1) SELECT pg_notify(%s, %s)",
+                    [*messages[0].row(), WAKE_CHANNEL, messages[0].shard_group],
+                )
+            elif self.is_postgres:
                 casts = ", ".join(f"%s::{t}[]" for t in PG_TYPES)
                 columns = list(zip(*(m.row() for m in messages), strict=True))
                 groups = sorted({m.shard_group for m in messages})
-                # One statement: the rows, then the wake-up of their groups' runners.
                 cursor.execute(
                     f"WITH ins AS (INSERT INTO clusterkit_message ({MESSAGE_COLUMNS}) "
                     "SELECT c0, c1, c2, c3, c4, c5, 0, c6, c7, c8, c9, c10, NULL, 0, false "
