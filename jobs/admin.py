@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.contrib import admin, messages
 from django.db.models import QuerySet
@@ -14,9 +14,14 @@ from clusterkit.admin import ReadOnlyAdmin
 from . import engine
 from .models import Job
 
+if TYPE_CHECKING:
+    JobAdminBase = admin.ModelAdmin[Job]
+else:
+    JobAdminBase = admin.ModelAdmin
+
 
 @admin.register(Job)
-class JobAdmin(ReadOnlyAdmin, admin.ModelAdmin[Job]):
+class JobAdmin(ReadOnlyAdmin, JobAdminBase):
     """Jobs as their definitions plus their state read from the attempt messages."""
 
     list_display = ("id", "name", "queue", "status", "attempts", "enqueued_at", "finished")
