@@ -33,7 +33,7 @@ from .errors import ClusterError, InvalidPayload, MailboxFull, MalformedMessage,
 from .mailbox import Active, Envelope
 from .models import ReplyStatus
 from .replies import hub
-from .storage import WAKE_CHANNEL, ClaimedMessage, Completion, Storage
+from .storage import WAKE_CHANNEL, ClaimedMessage, Completion, Storage, claimed_rows, due_in
 from .threads import DatabaseThreadPool
 from .transport import TransportServer
 
@@ -88,6 +88,8 @@ class Runner:
         self.ready = threading.Event()
         self.loop: asyncio.AbstractEventLoop | None = None
         self._db_pool = DatabaseThreadPool(1, "clusterkit-db")
+        self._claim_pool = DatabaseThreadPool(1, "clusterkit-claim")
+        self._claim_conn: Any = None
         self._handler_pool = DatabaseThreadPool(
             int(cluster_settings.HANDLER_THREADS), "clusterkit-handler"
         )
@@ -100,7 +102,7 @@ class Runner:
 
     # -- plumbing --------------------------------------------------------------------
 
-    async def db(self, fn: Callable[..., T], *args: Any) -> T:
+    async def db(self, fn: Callable[..., T], *args: Any, pool: Any = None) -> T:
         """Run ``fn`` on the database thread; a broken connection is dropped for a new one."""
 
         def call() -> T:
@@ -111,7 +113,41 @@ class Runner:
                 raise
 
         assert self.loop is not None
-        return await self.loop.run_in_executor(self._db_pool, call)
+        return await self.loop.run_in_executor(pool or self._db_pool, call)
+
+    async def claim_query(self, query: tuple[str, list[Any]] | None) -> list[Any]:
+        """Run a claim-side query off the commit path and return its rows.
+
+        On PostgreSQL it runs on the loop, on an async connection of its own with
+        ``synchronous_commit = off`` (a lost read lease only redelivers a message sooner;
+        replies are committed durably elsewhere), so a wake-up reaches the handler with
+        no thread hop. On SQLite it runs on a thread of its own.
+        """
+        if query is None:
+            return []
+        if not self.storage.is_postgres:
+            return await self.db(self._run_sync_query, query, pool=self._claim_pool)
+        import psycopg
+
+        from .replies import _conninfo
+
+        if self._claim_conn is None or self._claim_conn.closed:
+            self._claim_conn = await psycopg.AsyncConnection.connect(
+                _conninfo(self.alias), autocommit=True
+            )
+            await self._claim_conn.execute("SET synchronous_commit = off")
+        try:
+            cursor = await self._claim_conn.execute(query[0], query[1])
+            return await cursor.fetchall()
+        except Exception:
+            await self._claim_conn.close()
+            self._claim_conn = None
+            raise
+
+    def _run_sync_query(self, query: tuple[str, list[Any]]) -> list[Any]:
+        with connections[self.alias].cursor() as cursor:
+            cursor.execute(*query)
+            return list(cursor.fetchall())
 
     def _wake_claim(self, groups: Iterable[str] = ()) -> None:
         if self.loop is not None and not self.loop.is_closed():
@@ -169,6 +205,9 @@ class Runner:
                 task.cancel()
             await asyncio.wait([*self._tasks, *self._workers, listener], timeout=5)
             await asyncio.to_thread(self._db_pool.shutdown)
+            await asyncio.to_thread(self._claim_pool.shutdown)
+            if self._claim_conn is not None:
+                await self._claim_conn.close()
             await asyncio.to_thread(self._handler_pool.shutdown)
 
     def stop(self) -> None:
@@ -284,12 +323,12 @@ class Runner:
                 continue
             self.claim_wake.clear()
             try:
-                claimed = await self.db(self._claim, room, read_lease_ms)
+                claimed = await self._claim(room, read_lease_ms)
                 for item in claimed:
                     self._dispatch(item)
                 if len(claimed) >= room:
                     continue
-                due_in = await self.db(self._next_due)
+                due_in = await self._next_due()
             except Exception:
                 logger.warning("runner %s: claim failed", self.runner_id, exc_info=True)
                 await asyncio.sleep(poll)
@@ -303,27 +342,25 @@ class Runner:
         shards = sorted(s for (g, s) in held if g == group)
         return None if len(shards) == self.shards else shards
 
-    def _claim(self, room: int, read_lease_ms: int) -> list[tuple[ClaimedMessage, int]]:
-        """Claim due messages of every group held (on the db thread), with their epochs."""
+    async def _claim(self, room: int, read_lease_ms: int) -> list[tuple[ClaimedMessage, int]]:
+        """Claim due messages of every group held, each with the epoch it was claimed under."""
         claimed: list[tuple[ClaimedMessage, int]] = []
         held = dict(self.held)
         for group in self.groups:
             shards = self._held_shards(held, group)
-            if shards == []:
-                continue
-            rows = self.storage.claim(group, shards, room - len(claimed), read_lease_ms)
+            query = self.storage.claim_query(group, shards, room - len(claimed), read_lease_ms)
+            rows = claimed_rows(await self.claim_query(query))
             claimed.extend((m, held.get((m.shard_group, m.shard_id), -1)) for m in rows)
         return claimed
 
-    def _next_due(self) -> int | None:
+    async def _next_due(self) -> int | None:
         """Milliseconds until the next scheduled message of a held shard is due."""
         due: int | None = None
         held = dict(self.held)
         for group in self.groups:
-            shards = self._held_shards(held, group)
-            if shards == []:
-                continue
-            nxt = self.storage.next_delivery(group, shards)
+            query = self.storage.next_delivery_query(group, self._held_shards(held, group))
+            rows = await self.claim_query(query)
+            nxt = due_in(rows[0]) if rows else None
             if nxt is not None:
                 due = nxt if due is None else min(due, nxt)
         return due

@@ -115,6 +115,18 @@ def notify_payloads(ids: Iterable[int]) -> Iterator[str]:
         yield ",".join(buf)
 
 
+def claimed_rows(rows: Iterable[Sequence[Any]]) -> list[ClaimedMessage]:
+    """Claimed rows as messages, in delivery order (``RETURNING`` keeps no order)."""
+    messages = [ClaimedMessage(*row) for row in rows]
+    messages.sort(key=lambda m: (-m.priority, m.id))
+    return messages
+
+
+def due_in(row: Sequence[Any] | None) -> int | None:
+    """The milliseconds-until-due value of a :meth:`Storage.next_delivery` row."""
+    return None if row is None or row[0] is None else max(0, int(row[0]))
+
+
 class Storage:
     """Message storage on one database alias."""
 
@@ -215,12 +227,21 @@ class Storage:
     ) -> list[ClaimedMessage]:
         """Take up to ``limit`` due, unprocessed messages of ``shards`` under a read lease.
 
-        ``shards=None`` means every shard of the group. The read lease is not flushed to
-        disk before returning (``synchronous_commit = off``): losing it in a crash only
-        makes a message claimable again sooner.
+        ``shards=None`` means every shard of the group. One statement, atomic by itself.
         """
-        if shards == [] or limit <= 0:
+        query = self.claim_query(group, shards, limit, read_lease_ms)
+        if query is None:
             return []
+        with self.connection.cursor() as cursor:
+            cursor.execute(*query)
+            return claimed_rows(cursor.fetchall())
+
+    def claim_query(
+        self, group: str, shards: Sequence[int] | None, limit: int, read_lease_ms: int
+    ) -> tuple[str, list[Any]] | None:
+        """The SQL and parameters of :meth:`claim` (``None`` when there is nothing to ask)."""
+        if shards == [] or limit <= 0:
+            return None
         clause, shard_params = self._shard_filter(shards)
         lock = "FOR UPDATE SKIP LOCKED" if self.is_postgres else ""
         processed = "false" if self.is_postgres else "0"
@@ -234,29 +255,31 @@ class Storage:
             "RETURNING id, shard_group, shard_id, entity_type, entity_id, rpc, payload, headers,"
             " priority, attempts"
         )
-        with transaction.atomic(using=self.alias), self.connection.cursor() as cursor:
-            if self.is_postgres:
-                cursor.execute("SET LOCAL synchronous_commit = off")
-            cursor.execute(sql, [group, *shard_params, read_lease_ms, limit])
-            rows = [ClaimedMessage(*row) for row in cursor.fetchall()]
-        rows.sort(key=lambda m: (-m.priority, m.id))
-        return rows
+        return sql, [group, *shard_params, read_lease_ms, limit]
 
     def next_delivery(self, group: str, shards: Sequence[int] | None) -> int | None:
         """Milliseconds until the earliest scheduled message of ``shards`` is due."""
+        query = self.next_delivery_query(group, shards)
+        if query is None:
+            return None
+        with self.connection.cursor() as cursor:
+            cursor.execute(*query)
+            return due_in(cursor.fetchone())
+
+    def next_delivery_query(
+        self, group: str, shards: Sequence[int] | None
+    ) -> tuple[str, list[Any]] | None:
+        """The SQL and parameters of :meth:`next_delivery`."""
         if shards == []:
             return None
         clause, params = self._shard_filter(shards)
         processed = "false" if self.is_postgres else "0"
-        with self.connection.cursor() as cursor:
-            cursor.execute(
-                f"SELECT MIN(deliver_at) - {self.now_ms} FROM clusterkit_message "
-                f"WHERE processed = {processed} AND shard_group = %s {clause}"
-                f"AND deliver_at > {self.now_ms}",
-                [group, *params],
-            )
-            row = cursor.fetchone()
-        return None if row is None or row[0] is None else max(0, int(row[0]))
+        return (
+            f"SELECT MIN(deliver_at) - {self.now_ms} FROM clusterkit_message "
+            f"WHERE processed = {processed} AND shard_group = %s {clause}"
+            f"AND deliver_at > {self.now_ms}",
+            [group, *params],
+        )
 
     def reset_read_leases(self, group: str, shards: Sequence[int]) -> int:
         """Make the unprocessed messages of newly acquired shards claimable again."""
