@@ -905,7 +905,56 @@ def bench_procrastinate(opts: argparse.Namespace) -> tuple[float, dict[str, floa
 
 # -- entry point ---------------------------------------------------------------------
 
-BENCHES = ("procrastinate", "throughput", "latency", "volatile", "memory")
+def bench_failover(opts: argparse.Namespace) -> None:
+    """kill -9 one of two runners mid-backlog: time until its shards' calls are handled again.
+
+    The clock stops at the first reply, committed by the survivor, to a call on a shard the
+    dead runner held; with the default lease (``SHARD_LEASE_TTL`` 6 s) that is the lease
+    expiry plus one renewal tick at most.
+    """
+    from bench.entities import BenchSlow
+    from clusterkit import snowflake
+    from clusterkit.conf import cluster_settings
+
+    log("failover: 2 runners, a backlog, kill -9 of one of them")
+    with runners(2) as procs:
+        victim = procs[0]
+        shards = {r[0] for r in sql(
+            "SELECT shard_id FROM clusterkit_shardlease WHERE runner_id = %s", [victim.runner_id]
+        )}
+        calls = [(f"slow-{i}", "work", {"n": i}) for i in range(opts.failover_calls)]
+        for start in range(0, len(calls), 500):
+            BenchSlow.send_many(calls[start : start + 500])
+        wait_replies(len(calls) // 10, 60, "failover warm-up")
+        assert victim.proc is not None
+        victim.proc.kill()
+        killed = time.time()
+        deadline = time.monotonic() + 60
+        first: float | None = None
+        while first is None and time.monotonic() < deadline:
+            rows = sql(
+                "SELECT min(r.id) FROM clusterkit_reply r JOIN clusterkit_message m "
+                "ON m.id = r.request_id WHERE m.shard_id = ANY(%s) AND r.id >= %s",
+                [sorted(shards), snowflake.lowest_id_at(int(killed * 1000))],
+            )
+            if rows and rows[0][0] is not None:
+                first = snowflake.timestamp_ms(int(rows[0][0])) / 1000 - killed
+            else:
+                time.sleep(0.02)
+        if first is None:
+            raise TimeoutError("no call of the dead runner's shards was handled in 60 s")
+        wait_replies(len(calls), 120, "failover backlog")
+    ttl = float(cluster_settings.SHARD_LEASE_TTL)
+    table(
+        "Failover after kill -9 (s)",
+        ["measure", "value"],
+        [["lease TTL (SHARD_LEASE_TTL)", ttl], ["kill -9 → first redelivered call handled", first]],
+    )
+    SUMMARY.append(Figure("kill -9 → first redelivered call handled", first, "s",
+                          reference=f"lease TTL {ttl:.0f} s", target="<= 10 s", met=first <= 10))
+
+
+BENCHES = ("procrastinate", "throughput", "latency", "volatile", "memory", "failover")
 
 
 def summary() -> None:
@@ -949,6 +998,7 @@ def main(argv: list[str] | None = None) -> int:
     opts.entities = int(100_000 * scale)
     opts.peer_jobs = int(2000 * scale)
     opts.peer_latency_jobs = int(200 * scale)
+    opts.failover_calls = int(8000 * scale)
     setup()
     from django.db import connection
 
@@ -960,6 +1010,7 @@ def main(argv: list[str] | None = None) -> int:
         "latency": lambda: bench_latency(opts, peer_latency),
         "volatile": lambda: bench_volatile(opts),
         "memory": lambda: bench_memory(opts),
+        "failover": lambda: bench_failover(opts),
     }
     if "procrastinate" in chosen:
         peer_rate, peer_latency = bench_procrastinate(opts)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import time
 
@@ -53,3 +54,12 @@ class BenchIdle(Entity):
         from clusterkit.runner import local_runners
 
         return sum(len(runner.active) for runner in local_runners.values())
+
+
+class BenchSlow(Entity):
+    """Failover: a handler that takes a little time, so a backlog outlives a kill -9."""
+
+    @rpc(persisted=True)
+    async def work(self, n: int) -> int:
+        await asyncio.sleep(0.002)
+        return n
