@@ -109,3 +109,36 @@ def test_poison_job_does_not_stop_others(runner: Runner) -> None:
     for job_id in good:
         assert until(job_id, "SUCCESSFUL").return_value is not None
     assert until(bad.id, "FAILED", timeout=40).errors[-1].error_traceback
+
+
+def test_enqueue_immediately_survives_a_rollback(runner: Runner) -> None:
+    from django.db import transaction
+    from django.test import override_settings
+
+    with override_settings(JOBS={"ENQUEUE_ON_COMMIT": False}):
+        with pytest.raises(RuntimeError), transaction.atomic():
+            kept = tasks.record.enqueue("outside-the-transaction")
+            raise RuntimeError("abort")
+    assert until(kept.id, "SUCCESSFUL").return_value == "outside-the-transaction"
+
+
+def test_retry_on_limits_which_errors_are_retried(runner: Runner) -> None:
+    new = engine.NewJob(name="tests.testapp.tasks.always_fails", args=["typed"], kwargs={},
+                        max_attempts=3, retry_on=["builtins.KeyError"])
+    job_id = engine.enqueue_many([new])[0].id
+    final = until(job_id, "FAILED")
+    assert len(final.attempts) == 1, "a ValueError is not in retry_on: no second attempt"
+
+
+def test_queue_maps_to_its_shard_group() -> None:
+    from django.test import override_settings
+
+    from clusterkit.models import Message
+
+    with override_settings(
+        CLUSTERKIT={"SHARD_GROUPS": ["default", "mail"]}, JOBS={"QUEUE_GROUPS": {"emails": "mail"}}
+    ):
+        result = tasks.async_echo.enqueue("routed")  # queue_name="emails"
+        plain = tasks.add.enqueue(1, 1)
+    assert Message.objects.get(entity_id=f"emails:{result.id}").shard_group == "mail"
+    assert Message.objects.get(entity_id=f"default:{plain.id}").shard_group == "default"
