@@ -51,7 +51,9 @@ class ClusterTaskBackend(BaseTaskBackend):
             takes_context=task.takes_context,
             backend=self.alias,
         )
-        if job_settings.ENQUEUE_ON_COMMIT or not transaction.get_connection().in_atomic_block:
+        conn = transaction.get_connection()
+        # SQLite has one writer: enqueueing beside an open transaction would wait for it.
+        if job_settings.ENQUEUE_ON_COMMIT or not conn.in_atomic_block or conn.vendor == "sqlite":
             job = engine.enqueue_many([new])[0]
         else:  # enqueue now, outside the caller's transaction
             import concurrent.futures
