@@ -85,6 +85,7 @@ class Runner:
         self.completions: list[Completion] = []
         self.stats = Stats()
         self.stopping = False
+        self.unregistered = False
         self.ready = threading.Event()
         self.loop: asyncio.AbstractEventLoop | None = None
         self._db_pool = DatabaseThreadPool(1, "clusterkit-db")
@@ -221,11 +222,14 @@ class Runner:
         self.stopping = True
         with contextlib.suppress(Exception):
             await self.db(leases.mark_draining, self.runner_id)
+            await self._lease_tick()  # hand over the idle shards now
+            await self.db(self._announce_rebalance)
         deadline = time.monotonic() + float(cluster_settings.DRAIN_TIMEOUT)
         while (self.in_flight or self.completions) and time.monotonic() < deadline:
             self.commit_wake.set()
             await asyncio.sleep(0.01)
         await self._flush()
+        self.unregistered = True
         try:
             await self.db(leases.unregister, self.runner_id)
             await self.db(self._announce_rebalance)
@@ -246,14 +250,17 @@ class Runner:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self.lease_wake.wait(), interval)
             self.lease_wake.clear()
-            if not self.stopping:
+            # Also while draining: the shards with work in flight stay renewed until that
+            # work is committed, and the others are handed over at once.
+            if not self.unregistered:
                 await self._lease_tick()
 
     async def _lease_tick(self) -> None:
         busy = set(self.in_flight.values())
         try:
             state = await self.db(
-                leases.tick, self.runner_id, self.groups, self.shards, self.ttl, busy, False
+                leases.tick, self.runner_id, self.groups, self.shards, self.ttl, busy,
+                self.stopping,
             )
         except Exception:
             logger.warning("runner %s: lease renewal failed", self.runner_id, exc_info=True)
@@ -261,6 +268,8 @@ class Runner:
                 logger.error("runner %s: leases about to expire, dropping all shards",
                              self.runner_id)
                 self._lose(set(self.held))
+            return
+        if not state.alive and self.stopping:
             return
         if not state.alive:  # our row was removed as dead: come back as a new runner
             logger.warning("runner %s was unregistered by the cluster; re-registering",
@@ -348,9 +357,14 @@ class Runner:
         held = dict(self.held)
         for group in self.groups:
             shards = self._held_shards(held, group)
-            query = self.storage.claim_query(group, shards, room - len(claimed), read_lease_ms)
+            query = self.storage.claim_query(
+                group, shards, room - len(claimed), read_lease_ms, self.runner_id
+            )
             rows = claimed_rows(await self.claim_query(query))
-            claimed.extend((m, held.get((m.shard_group, m.shard_id), -1)) for m in rows)
+            claimed.extend(
+                (m, m.epoch if m.epoch >= 0 else held.get((m.shard_group, m.shard_id), -1))
+                for m in rows
+            )
         return claimed
 
     async def _next_due(self) -> int | None:
@@ -631,6 +645,8 @@ class Runner:
             })
             for c in fenced:
                 self.in_flight.pop(c.request_id, None)
+            with contextlib.suppress(Exception):
+                await self.db(self.storage.release, [c.request_id for c in fenced])
             self.lease_wake.set()
         self.capacity.set()
 

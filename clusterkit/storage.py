@@ -72,6 +72,7 @@ class ClaimedMessage:
     headers: str
     priority: int
     attempts: int
+    epoch: int = -1  # the lease epoch it was claimed under, when the claim checked it
 
 
 @dataclasses.dataclass(slots=True)
@@ -237,12 +238,33 @@ class Storage:
             return claimed_rows(cursor.fetchall())
 
     def claim_query(
-        self, group: str, shards: Sequence[int] | None, limit: int, read_lease_ms: int
+        self,
+        group: str,
+        shards: Sequence[int] | None,
+        limit: int,
+        read_lease_ms: int,
+        runner_id: int | None = None,
     ) -> tuple[str, list[Any]] | None:
-        """The SQL and parameters of :meth:`claim` (``None`` when there is nothing to ask)."""
+        """The SQL and parameters of :meth:`claim` (``None`` when there is nothing to ask).
+
+        With ``runner_id`` only messages of shards that runner holds *in the database* are
+        taken, whatever it believes in memory, and (PostgreSQL) each comes back with the
+        lease epoch it was claimed under. Lease rows are not locked: a paused runner must
+        never hold up a hand-over; a claim that loses the race is fenced at commit and
+        :meth:`release` hands its messages back.
+        """
         if shards == [] or limit <= 0:
             return None
+        if runner_id is not None and self.is_postgres:
+            return self._fenced_claim_query(group, shards, limit, read_lease_ms, runner_id)
         clause, shard_params = self._shard_filter(shards)
+        if runner_id is not None:  # SQLite: one writer, the check is enough
+            clause += (
+                "AND EXISTS (SELECT 1 FROM clusterkit_shardlease l WHERE "
+                "l.shard_group = clusterkit_message.shard_group AND "
+                "l.shard_id = clusterkit_message.shard_id AND l.runner_id = %s) "
+            )
+            shard_params = [*shard_params, runner_id]
         lock = "FOR UPDATE SKIP LOCKED" if self.is_postgres else ""
         processed = "false" if self.is_postgres else "0"
         sql = (
@@ -256,6 +278,31 @@ class Storage:
             " priority, attempts"
         )
         return sql, [group, *shard_params, read_lease_ms, limit]
+
+    def _fenced_claim_query(
+        self, group: str, shards: Sequence[int] | None, limit: int, read_lease_ms: int,
+        runner_id: int,
+    ) -> tuple[str, list[Any]]:
+        clause, shard_params = ("", []) if shards is None else ("AND m.shard_id = ANY(%s) ", [
+            list(shards)
+        ])
+        sql = (
+            "WITH picked AS (SELECT m.id, l.epoch FROM clusterkit_message m "
+            "JOIN clusterkit_shardlease l "
+            "ON l.shard_group = m.shard_group AND l.shard_id = m.shard_id "
+            f"WHERE m.processed = false AND m.shard_group = %s {clause}"
+            "AND l.runner_id = %s AND l.expires_at > now() "
+            f"AND (m.deliver_at IS NULL OR m.deliver_at <= {self.now_ms}) "
+            f"AND (m.last_read IS NULL OR m.last_read < {self.now_ms} - %s) "
+            "ORDER BY m.priority DESC, m.id LIMIT %s "
+            "FOR UPDATE OF m SKIP LOCKED) "
+            f"UPDATE clusterkit_message SET last_read = {self.now_ms}, "
+            "attempts = clusterkit_message.attempts + 1 FROM picked "
+            "WHERE clusterkit_message.id = picked.id "
+            "RETURNING clusterkit_message.id, shard_group, shard_id, entity_type, entity_id, rpc,"
+            " payload, headers, priority, attempts, picked.epoch"
+        )
+        return sql, [group, *shard_params, runner_id, read_lease_ms, limit]
 
     def next_delivery(self, group: str, shards: Sequence[int] | None) -> int | None:
         """Milliseconds until the earliest scheduled message of ``shards`` is due."""
@@ -358,6 +405,19 @@ class Storage:
                     "VALUES (%s, %s, 0, 0, %s, %s, 0) "
                     "ON CONFLICT (request_id, kind, sequence) DO NOTHING",
                     rows,
+                )
+
+    def release(self, message_ids: Sequence[int]) -> None:
+        """Drop the read lease of unprocessed messages (their results were fenced), so the
+        shard's new owner claims them now rather than after ``READ_LEASE``."""
+        processed = "false" if self.is_postgres else "0"
+        with self.connection.cursor() as cursor:
+            for part in chunks(list(message_ids), SQLITE_CHUNK):
+                clause, params = self._in(part)
+                cursor.execute(
+                    "UPDATE clusterkit_message SET last_read = NULL "
+                    f"WHERE processed = {processed} AND id {clause}",
+                    params,
                 )
 
     # -- reading back ----------------------------------------------------------------
