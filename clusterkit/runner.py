@@ -108,6 +108,7 @@ class Runner:
 
         def call() -> T:
             try:
+                self._prepare_connection()
                 return fn(*args)
             except Exception:
                 connections[self.alias].close()
@@ -115,6 +116,20 @@ class Runner:
 
         assert self.loop is not None
         return await self.loop.run_in_executor(pool or self._db_pool, call)
+
+    def _prepare_connection(self) -> None:
+        """On a new PostgreSQL connection: end a transaction left idle by a paused runner.
+
+        If this process is stopped (SIGSTOP) inside a commit, the lease rows it locked
+        would hold up the takeover of its shards; PostgreSQL ends such a session after
+        half a lease lifetime, and the paused runner's late commit then fails (fenced).
+        """
+        conn = connections[self.alias]
+        if conn.vendor == "postgresql" and conn.connection is None:
+            conn.ensure_connection()
+            timeout_ms = max(500, int(self.ttl * 500))
+            with conn.cursor() as cursor:
+                cursor.execute(f"SET idle_in_transaction_session_timeout = {timeout_ms}")
 
     async def claim_query(self, query: tuple[str, list[Any]] | None) -> list[Any]:
         """Run a claim-side query off the commit path and return its rows.
