@@ -21,6 +21,7 @@ from django.db.models.functions import Now
 
 from .models import Runner, ShardLease
 from .sharding import rendezvous_score
+from .storage import Storage
 
 ShardKey = tuple[str, int]
 
@@ -132,18 +133,25 @@ def tick(
                     "shard_id", "epoch"
                 )
             )
-            ShardLease.objects.filter(shard_group=group, shard_id__in=wanted).filter(
-                Q(runner__isnull=True) | Q(expires_at__isnull=True) | Q(expires_at__lt=Now())
-            ).update(
-                runner_id=runner_id,
-                epoch=F("epoch") + 1,
-                acquired_at=Now(),
-                expires_at=now_plus(ttl),
-            )
-            taken = ShardLease.objects.filter(
-                shard_group=group, shard_id__in=wanted, runner_id=runner_id
-            ).values_list("shard_id", "epoch")
-            acquired.extend((group, s) for s, epoch in taken if epoch != before.get(s))
+            # Take the leases and reset their messages' read leases in one transaction: a
+            # claim of ours sees the shard either not yet ours, or ours and reset, so it
+            # never starts on a later message while an earlier one is still read-leased.
+            with transaction.atomic():
+                ShardLease.objects.filter(shard_group=group, shard_id__in=wanted).filter(
+                    Q(runner__isnull=True) | Q(expires_at__isnull=True) | Q(expires_at__lt=Now())
+                ).update(
+                    runner_id=runner_id,
+                    epoch=F("epoch") + 1,
+                    acquired_at=Now(),
+                    expires_at=now_plus(ttl),
+                )
+                taken = ShardLease.objects.filter(
+                    shard_group=group, shard_id__in=wanted, runner_id=runner_id
+                ).values_list("shard_id", "epoch")
+                new = [s for s, epoch in taken if epoch != before.get(s)]
+                if new:
+                    Storage().reset_read_leases(group, new)
+            acquired.extend((group, s) for s in new)
     held_now = {
         (g, s): e
         for g, s, e in ShardLease.objects.filter(

@@ -303,12 +303,7 @@ class Runner:
         self._lose(lost - set(state.acquired))
         self.held = state.held
         self._sync_singletons()
-        if state.acquired:
-            by_group: dict[str, list[int]] = {}
-            for group, shard in state.acquired:
-                by_group.setdefault(group, []).append(shard)
-            for group, shard_ids in by_group.items():
-                await self.db(self.storage.reset_read_leases, group, shard_ids)
+        if state.acquired:  # their read leases were reset as they were taken
             logger.info("runner %s acquired %d shards", self.runner_id, len(state.acquired))
             self.claim_wake.set()
 
