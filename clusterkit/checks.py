@@ -44,6 +44,13 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
                 id="clusterkit.E005",
             )
         )
+    for key in ("RETENTION", "PRUNE_INTERVAL"):
+        value = getattr(cluster_settings, key)
+        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+            errors.append(
+                Error(f"CLUSTERKIT[{key!r}] must be a positive number of seconds.",
+                      id="clusterkit.E006")
+            )
     return errors
 
 

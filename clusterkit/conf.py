@@ -43,6 +43,7 @@ DEFAULTS: dict[str, Any] = {
     "REQUEST_ID_HEADER": "X-Request-ID",
     # Retention
     "RETENTION": 7 * 24 * 3600.0,
+    "PRUNE_INTERVAL": 3600.0,
 }
 
 

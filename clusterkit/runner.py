@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 import msgspec
 from django.db import close_old_connections, connections
 
-from . import context, frames, leases, snowflake, wakeup
+from . import context, frames, leases, pruning, snowflake, wakeup
 from .conf import cluster_settings
 from .entity import Entity, registry
 from .errors import ClusterError, InvalidPayload, MailboxFull, MalformedMessage, UnknownEntity
@@ -758,16 +758,15 @@ class Runner:
 
 
     async def _prune_loop(self) -> None:
-        """Hourly, the holder of the first shard deletes messages past ``RETENTION``."""
+        """Every ``PRUNE_INTERVAL``, the holder of the first shard runs the pruners."""
         while True:
-            await asyncio.sleep(3600)
+            await asyncio.sleep(float(cluster_settings.PRUNE_INTERVAL))
             if (self.groups[0], 0) not in self.held:
                 continue
-            age = float(cluster_settings.RETENTION)
-            before = snowflake.lowest_id_at(int((time.time() - age) * 1000))
             try:
-                deleted = await self.db(self.storage.prune, before)
-                logger.info("runner %s pruned %d processed messages", self.runner_id, deleted)
+                counts = await self.db(pruning.prune_all)
+                logger.info("runner %s pruned %s", self.runner_id,
+                            ", ".join(f"{n} {name}" for name, n in counts.items()))
             except Exception:
                 logger.warning("runner %s: pruning failed", self.runner_id, exc_info=True)
 

@@ -14,6 +14,9 @@ class JobsConfig(AppConfig):
     def ready(self) -> None:
         from django.utils.module_loading import autodiscover_modules
 
-        from . import checks, engine  # noqa: F401  (the checks and the jobs.Job entity)
+        from clusterkit import pruning as cluster_pruning
 
+        from . import checks, engine, pruning  # noqa: F401  (the checks and the jobs.Job entity)
+
+        cluster_pruning.register("finished jobs", pruning.prune_finished)
         autodiscover_modules("tasks")

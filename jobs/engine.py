@@ -339,29 +339,42 @@ _outcome_decoder = msgspec.json.Decoder(Outcome)
 def state(job_id: str) -> JobState:
     """The job and its attempts so far (raises ``Job.DoesNotExist``)."""
     job = Job.objects.get(pk=job_id)
-    keys = [_attempt_key(job, job.entity_id, n) for n in range(1, job.max_attempts + 1)]
-    messages = sorted(Message.objects.filter(message_key__in=keys), key=lambda m: m.id)
+    return states([job])[job.pk]
+
+
+def states(jobs: list[Job]) -> dict[str, JobState]:
+    """The state of each of ``jobs``, read with two queries."""
+    keys = {
+        _attempt_key(job, job.entity_id, n): job.pk
+        for job in jobs
+        for n in range(1, job.max_attempts + 1)
+    }
+    messages = sorted(Message.objects.filter(message_key__in=list(keys)), key=lambda m: m.id)
     replies = {
         r.request_id: r
         for r in Reply.objects.filter(request_id__in=[m.id for m in messages], kind=0)
     }
-    attempts: list[tuple[Message, Outcome | None]] = []
+    attempts: dict[str, list[tuple[Message, Outcome | None]]] = {job.pk: [] for job in jobs}
     for message in messages:
-        reply = replies.get(message.id)
-        outcome = None
-        if reply is not None:
-            if reply.status == ReplyStatus.SUCCESS:
-                outcome = _outcome_decoder.decode(reply.payload)
-            else:  # the handler itself failed (a defect): count it as a failed attempt
-                error = msgspec.json.decode(reply.payload)
-                outcome = Outcome(
-                    status=FAILED, attempt=len(attempts) + 1, worker_id="", started_at=0.0,
-                    finished_at=message.created_at.timestamp(),
-                    error_class=str(error.get("type", "Error")),
-                    error_traceback=str(error.get("traceback") or error.get("message", "")),
-                )
-        attempts.append((message, outcome))
-    return JobState(job, _status(attempts), attempts)
+        made = attempts[keys[str(message.message_key)]]
+        made.append((message, _outcome(message, replies.get(message.id), len(made) + 1)))
+    return {job.pk: JobState(job, _status(attempts[job.pk]), attempts[job.pk]) for job in jobs}
+
+
+def _outcome(message: Message, reply: Reply | None, number: int) -> Outcome | None:
+    """What an attempt's reply says, or ``None`` while it has none."""
+    if reply is None:
+        return None
+    if reply.status == ReplyStatus.SUCCESS:
+        return _outcome_decoder.decode(reply.payload)
+    # The handler itself failed (a defect): count it as a failed attempt.
+    error = msgspec.json.decode(reply.payload)
+    return Outcome(
+        status=FAILED, attempt=number, worker_id="", started_at=0.0,
+        finished_at=message.created_at.timestamp(),
+        error_class=str(error.get("type", "Error")),
+        error_traceback=str(error.get("traceback") or error.get("message", "")),
+    )
 
 
 def _status(attempts: list[tuple[Message, Outcome | None]]) -> str:

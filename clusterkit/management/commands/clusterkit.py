@@ -8,10 +8,9 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db.models import Count, Q
 
-from clusterkit import leases, snowflake
+from clusterkit import leases, pruning
 from clusterkit.conf import cluster_settings
 from clusterkit.models import Message, Runner, ShardLease
-from clusterkit.storage import Storage
 
 
 class Command(BaseCommand):
@@ -74,9 +73,10 @@ class Command(BaseCommand):
 
     def do_prune(self, options: dict[str, Any]) -> None:
         age = options["older_than"]
-        age = float(cluster_settings.RETENTION if age is None else age)
-        if age < 0:
+        if age is not None and age < 0:
             raise CommandError("--older-than must not be negative")
-        before = snowflake.lowest_id_at(int((time.time() - age) * 1000))
-        deleted = Storage().prune(before)
+        for name, func in pruning.pruners.items():
+            self.stdout.write(f"deleted {func()} {name} past their retention")
+        deleted = pruning.prune_messages(age)
+        age = float(cluster_settings.RETENTION if age is None else age)
         self.stdout.write(f"deleted {deleted} processed messages older than {age:.0f}s")

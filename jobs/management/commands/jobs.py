@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import time
 from typing import Any
 
+import msgspec
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db.models import Q
 
 from clusterkit.models import Message, Reply
-from jobs import engine
-from jobs.conf import job_settings
+from jobs import engine, pruning
 from jobs.models import Job
 
 
@@ -45,8 +44,9 @@ class Command(BaseCommand):
             ready = pending.filter(last_read__isnull=True).filter(
                 Q(deliver_at__isnull=True) | Q(deliver_at__lte=now_ms)
             ).count()
-            failed = sum(1 for job_id in self._finished(queue)
-                         if engine.state(job_id).status in (engine.FAILED, engine.CANCELLED))
+            finished = list(Job.objects.filter(pk__in=self._finished(queue)))
+            failed = sum(1 for s in engine.states(finished).values()
+                         if s.status in (engine.FAILED, engine.CANCELLED))
             self.stdout.write(f"{queue:<20} {ready:>8} {running:>8} {scheduled:>10} {failed:>8}")
 
     def _finished(self, queue: str) -> list[str]:
@@ -58,8 +58,6 @@ class Command(BaseCommand):
         messages = Message.objects.filter(
             entity_type=engine.ENTITY_TYPE, entity_id__startswith=f"{queue}:", id__in=failing
         ).values_list("payload", flat=True)
-        import msgspec
-
         ids = {msgspec.json.decode(p)["job"]["job_id"] for p in messages}
         return sorted(ids)
 
@@ -80,11 +78,6 @@ class Command(BaseCommand):
 
     def do_prune(self, options: dict[str, Any]) -> None:
         age = options["older_than"]
-        age = float(job_settings.RESULT_RETENTION if age is None else age)
-        cutoff = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=age)
-        deleted = 0
-        for job in Job.objects.filter(enqueued_at__lt=cutoff).iterator():
-            if engine.state(job.pk).status in (engine.SUCCESSFUL, engine.FAILED, engine.CANCELLED):
-                job.delete()
-                deleted += 1
-        self.stdout.write(f"deleted {deleted} finished job(s)")
+        if age is not None and age < 0:
+            raise CommandError("--older-than must not be negative")
+        self.stdout.write(f"deleted {pruning.prune_finished(age)} finished job(s)")
