@@ -14,6 +14,8 @@ class ClusterkitConfig(AppConfig):
     def ready(self) -> None:
         from django.utils.module_loading import autodiscover_modules
 
-        from . import checks, cron  # noqa: F401  (registers the checks and the Cron entity)
+        from . import checks, cron, metrics, tracing  # noqa: F401  (checks, the Cron entity)
+
+        metrics.install()  # the runner and cluster collectors of /metrics
 
         autodiscover_modules("entities")

@@ -41,6 +41,11 @@ DEFAULTS: dict[str, Any] = {
     "TRUSTED_PROXIES": [],
     "TENANT_RESOLVER": None,
     "REQUEST_ID_HEADER": "X-Request-ID",
+    # Operations
+    "METRICS_PORT": None,
+    "METRICS_ADDRESS": "127.0.0.1",
+    "METRICS_CLUSTER_COLLECTOR": True,
+    "TRACING": True,
     # Retention
     "RETENTION": 7 * 24 * 3600.0,
     "PRUNE_INTERVAL": 3600.0,

@@ -12,7 +12,7 @@ import contextlib
 import dataclasses
 import os
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextvars import ContextVar
 from typing import Any
 
@@ -110,6 +110,15 @@ def new_traceparent(parent: str | None = None) -> str:
     return f"00-{trace_id}-{os.urandom(8).hex()}-{flags}"
 
 
+def _no_span() -> str | None:
+    return None
+
+
+# Replaced by :mod:`clusterkit.tracing` when OpenTelemetry is installed: the traceparent of
+# the current span, so that a message's handler span is the child of the span sending it.
+outgoing_traceparent: Callable[[], str | None] = _no_span
+
+
 def to_headers(ctx: RequestContext | None = None) -> dict[str, str]:
     """The message headers that carry ``ctx`` (the current context by default)."""
     ctx = current() if ctx is None else ctx
@@ -118,7 +127,7 @@ def to_headers(ctx: RequestContext | None = None) -> dict[str, str]:
         headers["request_id"] = ctx.request_id
     if ctx.tenant_id:
         headers["tenant_id"] = ctx.tenant_id
-    headers["traceparent"] = new_traceparent(ctx.traceparent)
+    headers["traceparent"] = outgoing_traceparent() or new_traceparent(ctx.traceparent)
     if ctx.tracestate:
         headers["tracestate"] = ctx.tracestate
     return headers

@@ -1,10 +1,13 @@
-"""Prometheus metrics of the limiter and the circuit breakers (label children cached)."""
+"""Prometheus metrics of the limiter and the circuit breakers (label children cached).
+
+The rest of the cluster's metrics are in :mod:`clusterkit.metrics`.
+"""
 
 from __future__ import annotations
 
-from typing import Any
-
 from prometheus_client import Counter, Gauge
+
+from clusterkit.metrics import child as _child
 
 DECISIONS = Counter(
     "clusterkit_ratelimit_decisions",
@@ -27,16 +30,6 @@ BREAKER_CALLS = Counter(
     ["breaker", "outcome"],
 )
 STATE_VALUES = {"closed": 0, "half-open": 1, "open": 2}
-
-_children: dict[tuple[Any, ...], Any] = {}
-
-
-def _child(metric: Any, *labels: str) -> Any:
-    key = (metric, *labels)
-    child = _children.get(key)
-    if child is None:
-        child = _children[key] = metric.labels(*labels)
-    return child
 
 
 def count_decision(preset: str, outcome: str) -> None:
