@@ -19,4 +19,7 @@ class JobsConfig(AppConfig):
         from . import checks, engine, pruning  # noqa: F401  (the checks and the jobs.Job entity)
 
         cluster_pruning.register("finished jobs", pruning.prune_finished)
+        from . import workflow  # noqa: F401  (the jobs.Workflow entity)
+
         autodiscover_modules("tasks")
+        autodiscover_modules("workflows")

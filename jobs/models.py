@@ -27,3 +27,8 @@ class Job(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.id})"
+
+
+from .workflow.models import WorkflowExecution, WorkflowSignal, WorkflowStep  # noqa: E402
+
+__all__ = ["Job", "WorkflowExecution", "WorkflowSignal", "WorkflowStep"]
