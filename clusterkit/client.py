@@ -18,7 +18,7 @@ import msgspec
 from asgiref.sync import sync_to_async
 from django.db import connections
 
-from . import context, frames, loop, snowflake
+from . import context, frames, loop, metrics, snowflake, tracing
 from .conf import cluster_settings
 from .errors import (
     CallInTransaction,
@@ -140,14 +140,17 @@ class RpcCaller:
 
     def _store(self, payload: bytes, wait: bool) -> tuple[int, Any]:
         """Save the message; when waiting, the reply future is registered before commit."""
-        msg = self._message(payload, wait)
-        future = hub.watch(msg.id) if wait else None
-        try:
-            stored = Storage().save([msg])[0]
-        except BaseException:
-            if future is not None:
-                hub.forget(msg.id, future)
-            raise
+        t = self.target
+        with tracing.message_span("send", t.entity_cls.entity_type, self.spec.name, t.entity_id):
+            msg = self._message(payload, wait)
+            future = hub.watch(msg.id) if wait else None
+            try:
+                stored = Storage().save([msg])[0]
+            except BaseException:
+                if future is not None:
+                    hub.forget(msg.id, future)
+                raise
+        metrics.for_entity(t.entity_cls.entity_type).sent_persisted.inc()
         if future is not None and stored != msg.id:  # a duplicate: wait for the original
             hub.forget(msg.id, future)
             future = hub.watch(stored)
@@ -246,6 +249,7 @@ class RpcCaller:
 
     def _frame(self, payload: bytes, discard: bool) -> frames.Call:
         t = self.target
+        metrics.for_entity(t.entity_cls.entity_type).sent_volatile.inc()
         return frames.Call(
             corr=0,
             entity_type=t.entity_cls.entity_type,
@@ -259,16 +263,22 @@ class RpcCaller:
     def _volatile_sync(self, payload: bytes, discard: bool = False) -> Any:
         _embedded()
         deadline = time.monotonic() + self.opts.wait_seconds()
-        call = self._frame(payload, discard)
-        result = _deliver_sync(call, self.target.group, self.target.shard, deadline)
+        with self._span():
+            call = self._frame(payload, discard)
+            result = _deliver_sync(call, self.target.group, self.target.shard, deadline)
         return None if discard else self._result(result)
 
     async def _volatile_async(self, payload: bytes, discard: bool = False) -> Any:
         _embedded()
         deadline = time.monotonic() + self.opts.wait_seconds()
-        call = self._frame(payload, discard)
-        result = await loop.run(_deliver(call, self.target.group, self.target.shard, deadline))
+        with self._span():
+            call = self._frame(payload, discard)
+            result = await loop.run(_deliver(call, self.target.group, self.target.shard, deadline))
         return None if discard else self._result(result)
+
+    def _span(self) -> Any:
+        t = self.target
+        return tracing.message_span("send", t.entity_cls.entity_type, self.spec.name, t.entity_id)
 
     def _result(self, result: frames.Result | None) -> Any:
         assert result is not None
@@ -346,6 +356,16 @@ def send_many(
     entity_cls: type[Entity], calls: list[tuple[str, str, dict[str, Any]]], *, priority: int = 0
 ) -> list[int]:
     """Store many persisted calls in one transaction; returns their message ids."""
+    with tracing.span("send_many " + entity_cls.entity_type, {"clusterkit.calls": len(calls)},
+                      kind="producer"):
+        ids = _send_many(entity_cls, calls, priority)
+    metrics.for_entity(entity_cls.entity_type).sent_persisted.inc(len(ids))
+    return ids
+
+
+def _send_many(
+    entity_cls: type[Entity], calls: list[tuple[str, str, dict[str, Any]]], priority: int
+) -> list[int]:
     headers = _json.encode(context.to_headers()).decode()
     messages = []
     for entity_id, rpc_name, kwargs in calls:

@@ -65,6 +65,7 @@ class LeaseState:
     held: dict[ShardKey, int]
     acquired: list[ShardKey]
     alive: bool
+    released: list[ShardKey] = dataclasses.field(default_factory=list)  # handed over
 
 
 def healthy_runners(ttl: float) -> list[Runner]:
@@ -113,6 +114,7 @@ def tick(
     draining = draining or Runner.objects.filter(pk=runner_id, draining=True).exists()
     runners = healthy_runners(ttl)
     acquired: list[ShardKey] = []
+    released: list[ShardKey] = []
     for group in groups:
         owners = {} if draining else assignment(runners, group, shards)
         mine = {s for s, owner in owners.items() if owner == runner_id}
@@ -126,6 +128,7 @@ def tick(
             ShardLease.objects.filter(
                 shard_group=group, shard_id__in=give_up, runner_id=runner_id
             ).update(runner=None, expires_at=None)
+            released.extend((group, s) for s in give_up)
         wanted = sorted(mine - held)
         if wanted:
             before = dict(
@@ -158,7 +161,7 @@ def tick(
             runner_id=runner_id, expires_at__gt=Now()
         ).values_list("shard_group", "shard_id", "epoch")
     }
-    return LeaseState(held=held_now, acquired=acquired, alive=True)
+    return LeaseState(held=held_now, acquired=acquired, alive=True, released=released)
 
 
 def release_all(runner_id: int) -> int:

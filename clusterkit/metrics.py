@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from prometheus_client import REGISTRY, Counter, Gauge, Histogram
@@ -97,7 +97,12 @@ LEASE_ACQUISITIONS = Counter(
 )
 LEASE_LOSSES = Counter(
     "clusterkit_lease_losses",
-    "Shard leases this process's runners lost or gave up, by shard group.",
+    "Shard leases this process's runners lost (expired, taken over, or fenced), by shard group.",
+    ["shard_group"],
+)
+LEASE_RELEASES = Counter(
+    "clusterkit_lease_releases",
+    "Shard leases this process's runners handed over (rebalancing, draining), by shard group.",
     ["shard_group"],
 )
 
@@ -184,12 +189,13 @@ def count_sent(entity_type: str, persisted: bool, n: int = 1) -> None:
     (m.sent_persisted if persisted else m.sent_volatile).inc(n)
 
 
-def leases_moved(acquired: Any, lost: Any) -> None:
-    """Count shard keys ``(group, shard)`` acquired and lost by a lease tick."""
-    for group, _ in acquired:
-        child(LEASE_ACQUISITIONS, group).inc()
-    for group, _ in lost:
-        child(LEASE_LOSSES, group).inc()
+def leases_moved(acquired: Iterable[Any], lost: Iterable[Any] = (),
+                 released: Iterable[Any] = ()) -> None:
+    """Count shard keys ``(group, shard)`` acquired, lost and handed over."""
+    for metric, keys in ((LEASE_ACQUISITIONS, acquired), (LEASE_LOSSES, lost),
+                         (LEASE_RELEASES, released)):
+        for group, _ in keys:
+            child(metric, group).inc()
 
 
 def job_finished(queue: str, status: str, seconds: float) -> None:

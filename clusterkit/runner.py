@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 import msgspec
 from django.db import close_old_connections, connections
 
-from . import context, frames, leases, pruning, snowflake, wakeup
+from . import context, frames, leases, logfilter, metrics, pruning, snowflake, tracing, wakeup
 from .conf import cluster_settings
 from .entity import Entity, registry
 from .errors import ClusterError, InvalidPayload, MailboxFull, MalformedMessage, UnknownEntity
@@ -194,8 +194,10 @@ class Runner:
         self.runner_id = record.machine_id
         snowflake.generator.machine_id = self.runner_id
         local_runners[self.runner_id] = self
+        logfilter.process_runner.setdefault("id", self.runner_id)
         unsubscribe = wakeup.subscribe(self._wake_claim)
-        logger.info("runner %s started at %s", self.runner_id, self.address)
+        logger.info("runner %s started at %s (pid %s, groups %s)", self.runner_id, self.address,
+                    record.pid, ",".join(self.groups))
         await self._lease_tick()
         self.ready.set()
         self._tasks = [
@@ -235,6 +237,8 @@ class Runner:
     async def _drain(self) -> None:
         """Stop claiming, finish in-flight work up to DRAIN_TIMEOUT, release the leases."""
         self.stopping = True
+        logger.info("runner %s draining: %d messages in flight, %d shards held", self.runner_id,
+                    len(self.in_flight), len(self.held))
         with contextlib.suppress(Exception):
             await self.db(leases.mark_draining, self.runner_id)
             await self._lease_tick()  # hand over the idle shards now
@@ -246,8 +250,10 @@ class Runner:
         await self._flush()
         self.unregistered = True
         try:
+            released = len(self.held)
             await self.db(leases.unregister, self.runner_id)
             await self.db(self._announce_rebalance)
+            logger.info("runner %s released its last %d shards", self.runner_id, released)
         except Exception:
             logger.warning("runner %s could not release its leases", self.runner_id, exc_info=True)
         logger.info("runner %s stopped", self.runner_id)
@@ -300,7 +306,13 @@ class Runner:
             return
         self._last_renewal = time.monotonic()
         lost = {k for k, epoch in self.held.items() if state.held.get(k) != epoch}
-        self._lose(lost - set(state.acquired))
+        lost -= set(state.acquired)
+        released = lost & set(state.released)
+        if released:
+            logger.info("runner %s released %d shards", self.runner_id, len(released))
+        self._lose(lost - released)
+        self._forget(released)
+        metrics.leases_moved(state.acquired, released=released)
         self.held = state.held
         self._sync_singletons()
         if state.acquired:  # their read leases were reset as they were taken
@@ -308,10 +320,17 @@ class Runner:
             self.claim_wake.set()
 
     def _lose(self, shards: set[ShardKey]) -> None:
-        """Forget ``shards``: drop their entities and in-flight work (it will be redelivered)."""
+        """Forget shards whose lease was lost (not handed over): a warning and a metric."""
         if not shards:
             return
         logger.warning("runner %s lost %d shards", self.runner_id, len(shards))
+        metrics.leases_moved((), lost=shards)
+        self._forget(shards)
+
+    def _forget(self, shards: set[ShardKey]) -> None:
+        """Drop the entities and in-flight work of ``shards`` (it will be redelivered)."""
+        if not shards:
+            return
         for key, active in list(self.active.items()):
             if active.shard in shards:
                 del self.active[key]
@@ -440,6 +459,7 @@ class Runner:
             return await self._beside(active, spec, call)
         if active.pending() >= cls.capacity():
             self.stats.rejected += 1
+            metrics.for_entity(cls.entity_type).mailbox_full.inc()
             return _failure(call.corr, MailboxFull(f"{cls.entity_type}/{call.entity_id} is full"))
         assert self.loop is not None
         future: asyncio.Future[frames.Result] = self.loop.create_future()
@@ -528,9 +548,18 @@ class Runner:
 
     async def _handle(self, active: Active, env: Envelope) -> None:
         spec = env.spec
+        m = metrics.for_entity(active.cls.entity_type)
+        message = env.message
+        if message is not None:
+            if message.attempts > 1:
+                m.redelivered.inc()
+            else:  # from stored (or due) to started
+                since = max(snowflake.timestamp_ms(message.id), message.deliver_at or 0)
+                m.delivery.observe(max(0.0, time.time() - since / 1000))
         try:
             kwargs = spec.decode_args(env.payload)
         except InvalidPayload as exc:
+            m.failed.inc()
             self._finish(env, ReplyStatus.FAILURE, _error_payload(exc, False), exc)
             return
         ctx = context.from_headers(
@@ -547,7 +576,11 @@ class Runner:
             try:
                 if active.instance is None:
                     active.instance = active.cls.activate(active.entity_id)
-                result = await self._invoke(active.instance, spec, kwargs, ctx)
+                started = time.perf_counter()
+                try:
+                    result = await self._invoke(active.instance, spec, kwargs, ctx)
+                finally:
+                    m.handler.observe(time.perf_counter() - started)
                 payload = spec.encode_reply(result)
             except asyncio.CancelledError:
                 raise
@@ -557,6 +590,7 @@ class Runner:
                 policy = policy or active.cls.retry_policy()
                 if attempt < policy.max_attempts and not isinstance(exc, InvalidPayload):
                     self.stats.retried += 1
+                    m.retried.inc()
                     logger.info("%s/%s.%s failed (attempt %d): %r; retrying",
                                 active.cls.entity_type, active.entity_id, spec.name, attempt, exc)
                     await asyncio.sleep(policy.delay(attempt))
@@ -564,11 +598,13 @@ class Runner:
                         return
                     continue
                 self.stats.failed += 1
+                m.failed.inc()
                 logger.warning("%s/%s.%s failed after %d attempts: %r",
                                active.cls.entity_type, active.entity_id, spec.name, attempt, exc)
                 self._finish(env, ReplyStatus.FAILURE, _error_payload(exc), exc)
                 return
             self._finish(env, ReplyStatus.SUCCESS, payload, None)
+            m.processed.inc()
             return
 
     def _gone(self, active: Active, env: Envelope) -> bool:
@@ -579,13 +615,18 @@ class Runner:
         self, instance: Entity, spec: Any, kwargs: dict[str, Any], ctx: context.RequestContext
     ) -> Any:
         method = spec.func.__get__(instance)
+        entity_type, entity_id = type(instance).entity_type, instance.entity_id
         if spec.is_async:
-            with context.use(ctx):
+            with context.use(ctx), tracing.message_span(
+                "handle", entity_type, spec.name, entity_id, ctx.traceparent
+            ):
                 return await method(**kwargs)
 
         def run_sync() -> Any:
             close_old_connections()
-            with context.use(ctx):
+            with context.use(ctx), tracing.message_span(
+                "handle", entity_type, spec.name, entity_id, ctx.traceparent
+            ):
                 return method(**kwargs)
 
         assert self.loop is not None
@@ -612,7 +653,7 @@ class Runner:
         self.completions.append(
             Completion(
                 message.id, snowflake.next_id(), message.shard_group, message.shard_id, epoch,
-                int(status), payload, notify,
+                int(status), payload, notify, message.entity_type,
             )
         )
         self.commit_wake.set()
@@ -645,6 +686,8 @@ class Runner:
             hub.resolve(c.request_id, (c.status, c.payload))
         if fenced:
             self.stats.fenced += len(fenced)
+            for c in fenced:
+                metrics.for_entity(c.entity_type).fenced.inc()
             logger.warning("runner %s: %d results fenced (lease lost); not committed",
                            self.runner_id, len(fenced))
             # Forget only shards still believed held at the fenced epoch: one taken

@@ -72,6 +72,7 @@ class ClaimedMessage:
     headers: str
     priority: int
     attempts: int
+    deliver_at: int | None  # Unix ms, or None: due when stored
     epoch: int = -1  # the lease epoch it was claimed under, when the claim checked it
 
 
@@ -87,6 +88,7 @@ class Completion:
     status: int
     payload: str
     notify: bool
+    entity_type: str = ""  # for the metrics of fenced results
 
 
 def message_key(entity_type: str, entity_id: str, rpc: str, primary_key: str) -> str:
@@ -275,7 +277,7 @@ class Storage:
             f"AND (last_read IS NULL OR last_read < {self.now_ms} - %s) "
             f"ORDER BY priority DESC, id LIMIT %s {lock}) "
             "RETURNING id, shard_group, shard_id, entity_type, entity_id, rpc, payload, headers,"
-            " priority, attempts"
+            " priority, attempts, deliver_at"
         )
         return sql, [group, *shard_params, read_lease_ms, limit]
 
@@ -300,7 +302,7 @@ class Storage:
             "attempts = clusterkit_message.attempts + 1 FROM picked "
             "WHERE clusterkit_message.id = picked.id "
             "RETURNING clusterkit_message.id, shard_group, shard_id, entity_type, entity_id, rpc,"
-            " payload, headers, priority, attempts, picked.epoch"
+            " payload, headers, priority, attempts, deliver_at, picked.epoch"
         )
         return sql, [group, *shard_params, runner_id, read_lease_ms, limit]
 

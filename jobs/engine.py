@@ -29,7 +29,7 @@ from django.db import close_old_connections, transaction
 from django.db.models.functions import Now
 from django.utils.module_loading import import_string
 
-from clusterkit import Entity, RetryPolicy, rpc, snowflake
+from clusterkit import Entity, RetryPolicy, metrics, rpc, snowflake, tracing
 from clusterkit.models import Message, Reply, ReplyStatus
 from clusterkit.sharding import stable_hash
 from clusterkit.storage import Storage, message_key
@@ -166,7 +166,11 @@ class JobEntity(Entity):
         token = _cancel_event.set(self.cancel)
         try:
             await signals.started(job, worker, started)
-            value = await self._run(job)
+            with tracing.span(f"job {job.name}", {
+                "clusterkit.job.id": job.job_id, "clusterkit.job.queue": job.queue,
+                "clusterkit.job.attempt": job.attempt,
+            }):  # fmt: skip
+                value = await self._run(job)
             outcome = Outcome(status=SUCCESSFUL, attempt=job.attempt, worker_id=worker,
                               started_at=started, finished_at=time.time(), return_value=value)
         except Exception as exc:
@@ -174,6 +178,7 @@ class JobEntity(Entity):
         finally:
             _cancel_event.reset(token)
             self.cancel = self.running = None
+        metrics.job_finished(job.queue, outcome.status, outcome.finished_at - started)
         if outcome.status != RETRYING:
             await signals.finished(job, outcome)
         return outcome

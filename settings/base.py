@@ -17,6 +17,7 @@ INSTALLED_APPS = [
     "streaming",
     "ratelimit",
     "demo",
+    "django_prometheus",
     "daphne",
     "channels",
     "django.contrib.admin",
@@ -38,6 +39,7 @@ TASKS = {
 }
 
 MIDDLEWARE = [
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "clusterkit.middleware.RequestContextMiddleware",
@@ -46,6 +48,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "ratelimit.middleware.RateLimitMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
 # Rate limits of the demo project: the presets apply to the login page and the API.
@@ -79,9 +82,24 @@ TIME_ZONE = "UTC"
 STATIC_URL = "static/"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# Every record of the console handler names its request, tenant, trace, runner, shard and
+# entity (clusterkit.logfilter); runners log their lifecycle at INFO.
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "filters": {"context": {"()": "clusterkit.logfilter.ContextFilter"}},
+    "formatters": {
+        "context": {
+            "()": "clusterkit.logfilter.ContextFormatter",
+            "format": "%(asctime)s %(levelname)s %(name)s %(message)s",
+        }
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "filters": ["context"],
+            "formatter": "context",
+        }
+    },
     "loggers": {"clusterkit": {"handlers": ["console"], "level": "WARNING"}},
 }

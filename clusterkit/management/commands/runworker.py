@@ -29,6 +29,18 @@ class Command(BaseCommand):
             default="",
             help="Comma-separated shard groups to host (default: CLUSTERKIT['SHARD_GROUPS']).",
         )
+        parser.add_argument(
+            "--metrics-port",
+            type=int,
+            default=cluster_settings.METRICS_PORT,
+            help="Serve Prometheus metrics on this port (0: any free port; default: "
+            "CLUSTERKIT['METRICS_PORT'], unset = no metrics server).",
+        )
+        parser.add_argument(
+            "--metrics-address",
+            default=cluster_settings.METRICS_ADDRESS,
+            help="Address the metrics server listens on (default: CLUSTERKIT['METRICS_ADDRESS']).",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         groups = [g for g in options["groups"].split(",") if g] or None
@@ -37,6 +49,17 @@ class Command(BaseCommand):
             raise CommandError(f"unknown shard groups: {', '.join(sorted(unknown))}")
         if options["verbosity"] >= 2:
             logging.getLogger("clusterkit").setLevel(logging.INFO)
+        port = options["metrics_port"]
+        if port is not None:
+            if not 0 <= port <= 65535:
+                raise CommandError("--metrics-port must be in 0..65535")
+            from clusterkit import metrics
+
+            server = metrics.serve(port, options["metrics_address"])
+            self.stdout.write(
+                f"metrics on http://{options['metrics_address']}:{server.server_port}/metrics"
+            )
+            self.stdout.flush()
         asyncio.run(self._run(groups, options["channels"], options["layer"]))
 
     async def _run(self, groups: list[str] | None, channels: list[str], layer: str) -> None:

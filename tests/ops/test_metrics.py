@@ -1,0 +1,107 @@
+"""``/metrics`` of a web process and of a runner: the values move when work runs."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import pytest
+from django.test import Client
+
+from clusterkit.runner import Runner
+from tests.cluster.harness import RunnerProcess, wait_until
+from tests.testapp.entities import Counter, Flaky
+
+from .support import Samples, fetch, labels_of, metrics_url, parse, total, value
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def scrape(client: Client) -> Samples:
+    response = client.get("/metrics")
+    assert response.status_code == 200
+    return parse(response.content.decode())
+
+
+def test_web_process_metrics_move_with_the_work(runner: Runner, client: Client) -> None:
+    before = scrape(client)
+    for i in range(20):
+        assert Counter.client(f"m{i}").increment.call(by=2) == 2
+    with pytest.raises(Exception, match="boom"):
+        Flaky.client("poison").boom.options(timeout=20).call()
+    after = scrape(client)
+
+    def moved(name: str, **labels: str) -> float:
+        return value(after, name, **labels) - value(before, name, **labels)
+
+    counter = {"entity_type": Counter.entity_type}
+    assert moved("clusterkit_messages_sent_total", kind="persisted", **counter) == 20
+    assert moved("clusterkit_messages_processed_total", **counter) == 20
+    assert moved("clusterkit_handler_duration_seconds_count", **counter) == 20
+    assert moved("clusterkit_message_delivery_latency_seconds_count", **counter) == 20
+    assert moved("clusterkit_message_delivery_latency_seconds_sum", **counter) > 0
+    flaky = {"entity_type": Flaky.entity_type}
+    assert moved("clusterkit_messages_failed_total", **flaky) == 1
+    assert moved("clusterkit_messages_retried_total", **flaky) >= 1
+    # this process's runner, and the cluster as the database sees it
+    rid = str(runner.runner_id)
+    assert value(after, "clusterkit_runner_shards_held", runner=rid, shard_group="default") == 300
+    assert value(after, "clusterkit_runner_entities_active", runner=rid, **counter) >= 20
+    assert value(after, "clusterkit_lease_acquisitions_total", shard_group="default") >= 300
+    assert value(after, "clusterkit_cluster_up") == 1
+    assert value(after, "clusterkit_cluster_runners", state="healthy") == 1
+    assert value(after, "clusterkit_cluster_runner_healthy", runner=rid) == 1
+    assert value(after, "clusterkit_cluster_shards_held", shard_group="default", runner=rid) == 300
+    assert value(after, "clusterkit_cluster_shards_held", shard_group="default", runner="") == 0
+    # django-prometheus's own request metrics are there too
+    assert total(after, "django_http_requests_total_by_method_total", method="GET") > total(
+        before, "django_http_requests_total_by_method_total", method="GET"
+    )
+
+
+def test_backlog_and_jobs_come_from_the_database(client: Client) -> None:
+    """No runner: what is sent stays in the backlog, and the collector counts it."""
+    from tests.testapp.tasks import add
+
+    Counter.send_many([(f"b{i}", "increment", {"by": 1}) for i in range(7)])
+    for i in range(3):
+        add.enqueue(i, i)
+    add.using(run_after=_in(3600)).enqueue(1, 1)
+    time.sleep(1.1)  # the collector keeps a scrape for a second
+    samples = scrape(client)
+    assert value(samples, "clusterkit_cluster_backlog_messages", shard_group="default",
+                 state="due") == 10  # fmt: skip
+    assert value(samples, "clusterkit_cluster_backlog_messages", shard_group="default",
+                 state="scheduled") == 1  # fmt: skip
+    assert value(samples, "clusterkit_cluster_jobs", queue="default", status="READY") == 3
+    assert value(samples, "clusterkit_cluster_jobs", queue="default", status="SCHEDULED") == 1
+    assert value(samples, "clusterkit_cluster_runners", state="healthy") == 0
+
+
+def _in(seconds: float) -> object:
+    import datetime as dt
+
+    return dt.datetime.now(dt.UTC) + dt.timedelta(seconds=seconds)
+
+
+@pytest.mark.subprocess
+def test_runner_serves_metrics_on_its_port(spawn: Callable[..., RunnerProcess]) -> None:
+    proc = spawn("metrics", "--metrics-port", "0")
+    url = metrics_url(proc.log())
+    before = fetch(url)
+    (held,) = labels_of(before, "clusterkit_runner_shards_held")
+    rid = held["runner"]
+    assert value(before, "clusterkit_runner_shards_held", runner=rid, shard_group="default") == 300
+    for i in range(30):
+        Counter.client(f"r{i}").increment.call(by=1)
+    counter = {"entity_type": Counter.entity_type}
+
+    def processed() -> float:
+        return value(fetch(url), "clusterkit_messages_processed_total", **counter)
+
+    wait_until(lambda: processed() >= 30, 10, "the runner's counter to move", step=0.2)
+    after = fetch(url)
+    assert value(after, "clusterkit_handler_duration_seconds_count", **counter) >= 30
+    assert value(after, "clusterkit_runner_entities_active", runner=rid, **counter) >= 30
+    assert value(after, "clusterkit_lease_acquisitions_total", shard_group="default") == 300
+    assert value(after, "clusterkit_cluster_runners", state="healthy") == 1
