@@ -87,6 +87,19 @@ def defer_batch(count: int, batch: int = 500) -> float:
     return asyncio.run(run())
 
 
+def defer_single(count: int) -> float:
+    """Defer ``count`` no-op jobs one ``defer`` at a time; returns the seconds it took."""
+
+    async def run() -> float:
+        async with app.open_async():
+            t0 = time.perf_counter()
+            for _ in range(count):
+                await noop.defer_async(sent_at=time.time())
+            return time.perf_counter() - t0
+
+    return asyncio.run(run())
+
+
 def defer_sequential(count: int, timeout: float = 60.0) -> int:
     """Defer ``count`` jobs one at a time, each once the previous one has run (idle worker)."""
 
