@@ -7,6 +7,7 @@ import time
 from clusterkit.models import Message
 from jobs.workflow import WorkflowHandle
 from jobs.workflow.models import WorkflowExecution
+from tests.cluster.conftest import spawn  # noqa: F401  (runner subprocesses)
 
 
 def until_status(handle: WorkflowHandle, *statuses: str, timeout: float = 20.0) -> str:
