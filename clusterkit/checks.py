@@ -86,3 +86,51 @@ def check_embedded_database(app_configs: Any = None, **kwargs: Any) -> list[Chec
             )
         ]
     return []
+
+
+@register()
+def check_operations(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """The metrics server's port and address; tracing asked for without OpenTelemetry."""
+    errors: list[CheckMessage] = []
+    port = cluster_settings.METRICS_PORT
+    if port is not None and (isinstance(port, bool) or not isinstance(port, int)
+                             or not 0 <= port <= 65535):  # fmt: skip
+        errors.append(
+            Error("CLUSTERKIT['METRICS_PORT'] must be None or a port number in 0..65535.",
+                  id="clusterkit.E007")
+        )
+    address = cluster_settings.METRICS_ADDRESS
+    if not isinstance(address, str) or not address:
+        errors.append(
+            Error("CLUSTERKIT['METRICS_ADDRESS'] must be a host name or IP address.",
+                  id="clusterkit.E008")
+        )
+    from . import tracing
+
+    if "TRACING" in cluster_settings.user_settings and cluster_settings.TRACING and (
+        not tracing.available()
+    ):
+        errors.append(
+            Warning(
+                "CLUSTERKIT['TRACING'] is on but OpenTelemetry is not installed: no spans are "
+                "made.",
+                hint="pip install 'django-clusterkit[otel]' (opentelemetry-api and -sdk).",
+                id="clusterkit.W003",
+            )
+        )
+    if "django_prometheus" in settings.INSTALLED_APPS:
+        names = [str(m) for m in settings.MIDDLEWARE]
+        before = "django_prometheus.middleware.PrometheusBeforeMiddleware"
+        after = "django_prometheus.middleware.PrometheusAfterMiddleware"
+        if (before in names) != (after in names) or (
+            before in names and not (names.index(before) == 0 and names[-1] == after)
+        ):
+            errors.append(
+                Warning(
+                    "django-prometheus's middleware must come in a pair: "
+                    "PrometheusBeforeMiddleware first in MIDDLEWARE, PrometheusAfterMiddleware "
+                    "last.",
+                    id="clusterkit.W004",
+                )
+            )
+    return errors

@@ -48,6 +48,7 @@ class ClusterCounts:
     shards: dict[tuple[str, str], int]  # (group, runner id or "") -> shards
     backlog: dict[tuple[str, str], int]  # (group, "due" | "scheduled") -> messages
     jobs: dict[tuple[str, str], int]  # (queue, status) -> unfinished jobs
+    workflows: dict[str, int] = dataclasses.field(default_factory=dict)  # status -> executions
 
 
 def runner_rows(alias: str = "default") -> list[RunnerRow]:
@@ -97,7 +98,9 @@ def cluster_counts(alias: str = "default") -> ClusterCounts:
     for group, n_due, total in rows:
         backlog[(group, "due")] = n_due
         backlog[(group, "scheduled")] = total - n_due
-    return ClusterCounts(runners, states, shards, backlog, job_counts(alias, now_ms))
+    return ClusterCounts(
+        runners, states, shards, backlog, job_counts(alias, now_ms), workflow_counts(alias)
+    )
 
 
 def job_counts(alias: str, now_ms: int) -> dict[tuple[str, str], int]:
@@ -123,6 +126,15 @@ def job_counts(alias: str, now_ms: int) -> dict[tuple[str, str], int]:
         counts[(name, "SCHEDULED")] = scheduled
         counts[(name, "READY")] = total - running - scheduled
     return counts
+
+
+def workflow_counts(alias: str) -> dict[str, int]:
+    """Workflow executions per status (one count over the status index), if installed."""
+    try:
+        model = apps.get_model("jobs", "WorkflowExecution")
+    except LookupError:
+        return {}
+    return dict(model.objects.using(alias).values_list("status").annotate(n=Count("pk")))
 
 
 # -- the admin shard view ---------------------------------------------------------------

@@ -10,8 +10,9 @@ Three kinds of series:
   (:class:`RunnerCollector`: shards held, active entities per type, singletons);
 - *cluster gauges* read from the database at scrape time with a few aggregate queries
   (:class:`ClusterCollector`: runners and their health, shards per owner, backlog per
-  shard group, jobs per queue and status). Every process that exposes ``/metrics``
-  reports the same cluster gauges: aggregate them with ``max`` (or scrape one process).
+  shard group, jobs per queue and status, workflow executions per status). Every process
+  exposing ``/metrics`` reports the same cluster gauges: aggregate them with ``max`` (or
+  scrape one process).
 
 Web processes expose them through django-prometheus (``django_prometheus`` in
 ``INSTALLED_APPS``, its middleware and ``include("django_prometheus.urls")``); a runner with
@@ -270,7 +271,7 @@ class RunnerCollector(Collector):
 
 
 class ClusterCollector(Collector):
-    """Cluster-wide gauges from the database: four aggregate queries per scrape.
+    """Cluster-wide gauges from the database: a few aggregate queries per scrape.
 
     Results are kept for ``cache_seconds`` so several scrapers (or a fast one) do not
     multiply the queries. A database error yields ``clusterkit_cluster_up 0``, not a
@@ -355,7 +356,13 @@ def cluster_families(alias: str = "default") -> list[GaugeMetricFamily]:
     )
     for (queue, label), n in state.jobs.items():
         jobs.add_metric([queue, label], n)
-    return [runners, heartbeat, healthy, shards, backlog, jobs]
+    workflows = GaugeMetricFamily(
+        "clusterkit_cluster_workflow_executions", "Workflow executions, by status.",
+        labels=["status"],
+    )
+    for label, n in state.workflows.items():
+        workflows.add_metric([label], n)
+    return [runners, heartbeat, healthy, shards, backlog, jobs, workflows]
 
 
 _installed = False

@@ -218,6 +218,8 @@ class Runner:
             unsubscribe()
             await server.close()
             local_runners.pop(self.runner_id, None)
+            if logfilter.process_runner.get("id") == self.runner_id:
+                logfilter.process_runner.clear()
             self._stop_singletons(set(self.singleton_tasks))
             for task in [*self._tasks, *self._workers]:
                 task.cancel()
