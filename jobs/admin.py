@@ -77,3 +77,5 @@ class JobAdmin(ReadOnlyAdmin, JobAdminBase):
     def cancel_jobs(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
         done = sum(engine.cancel(job.pk) for job in queryset)
         self.message_user(request, f"{done} job(s) cancelled", messages.SUCCESS)
+
+from .workflow import admin as workflow_admin  # noqa: E402, F401  (workflow executions)

@@ -15,7 +15,9 @@ from .conf import DEFAULTS
 @register()
 def check_workflow_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     """``WORKFLOWS`` has known keys and sane values; its shard group is hosted."""
-    raw = getattr(settings, "WORKFLOWS", None) or {}
+    raw = getattr(settings, "WORKFLOWS", None)
+    if raw is None:
+        raw = {}
     if not isinstance(raw, dict):
         return [Error("settings.WORKFLOWS must be a dict.", id="jobs.E101")]
     errors: list[CheckMessage] = [
