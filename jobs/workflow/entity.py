@@ -23,7 +23,7 @@ from . import children, history, replay
 from .activity import error_text
 from .compensation import compensate
 from .conf import workflow_settings
-from .errors import Suspend, WorkflowCancelled
+from .errors import Suspend
 from .models import CANCELLED, COMPLETED, FAILED, RUNNING, SUSPENDED, TERMINAL
 
 ENTITY_TYPE = "jobs.Workflow"
@@ -90,11 +90,13 @@ async def execute(entity: WorkflowEntity) -> str:
     except Suspend:
         await run.db(history.set_status, execution.id, SUSPENDED)
         return SUSPENDED
-    except (asyncio.CancelledError, WorkflowCancelled):
+    except asyncio.CancelledError:
         if not run.interrupted:  # the runner itself is stopping: the message is redelivered
             raise
         return await _end_cancelled(run)
-    except Exception as exc:
+    except Exception as exc:  # a cancelled child's WorkflowCancelled fails the parent
+        if run.interrupted:
+            return await _end_cancelled(run)
         return await _end_failed(run, exc)
     finally:
         entity.run = entity.task = None

@@ -139,5 +139,6 @@ async def limited(tag: str, key: str) -> float:
 @workflow.workflow(name="test.sync_flow", idempotency_key="sync-{tag}")
 def sync_flow(tag: str) -> int:
     total = step(tag, 1) + step(tag, 2)
-    workflow.sleep("short", 0.1)
-    return int(total)
+    workflow.sleep("short", 0.1)  # in memory
+    workflow.sleep("long", 1.2)  # suspends: the replay ends inside the sync body
+    return int(total) + int(step(tag, 3))

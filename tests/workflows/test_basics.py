@@ -89,8 +89,11 @@ def test_failed_activity_is_retried_then_compensations_run_in_reverse(runner: Ru
 
 def test_sync_workflow(runner: Runner) -> None:
     handle = wf.sync_flow.start("s")
-    assert handle.result(timeout=20) == 30
-    assert [s.kind for s in handle.steps()] == ["activity", "activity", "sleep"]
+    until_status(handle, "suspended")
+    assert handle.result(timeout=20) == 60
+    assert [s.kind for s in handle.steps()] == ["activity"] * 2 + ["sleep"] * 2 + ["activity"]
+    done = HandlerRun.objects.filter(entity_id="s", key="done")
+    assert sorted(done.values_list("seq", flat=True)) == [1, 2, 3]
 
 
 async def test_async_start_and_result(runner: Runner) -> None:

@@ -139,6 +139,19 @@ def test_children_are_cancelled_with_their_parent(runner: Runner) -> None:
     assert marks("family-child") == ["before", "undo-before"]
 
 
+def test_a_parent_whose_child_is_cancelled_fails(runner: Runner) -> None:
+    parent = wf.parent.start("orphan")
+    until_status(parent, "suspended")
+    child_step = WorkflowStep.objects.get(execution_id=parent.execution_id, kind="child")
+    child = workflow.handle(child_step.result["execution_id"])
+    until_status(child, "suspended")
+    assert child.cancel() is True
+    with pytest.raises(workflow.WorkflowFailed) as failed:
+        parent.result(timeout=20)
+    assert failed.value.error_type.endswith("WorkflowCancelled")
+    assert marks("orphan") == ["parent", "undo-parent"]  # the parent compensated too
+
+
 def test_rate_limited_steps_wait_durably_for_their_permit(runner: Runner) -> None:
     first = wf.limited.start("p1", "shared-key")
     assert first.result(timeout=20) == 0.0
