@@ -78,4 +78,5 @@ class JobAdmin(ReadOnlyAdmin, JobAdminBase):
         done = sum(engine.cancel(job.pk) for job in queryset)
         self.message_user(request, f"{done} job(s) cancelled", messages.SUCCESS)
 
+
 from .workflow import admin as workflow_admin  # noqa: E402, F401  (workflow executions)
