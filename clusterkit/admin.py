@@ -223,4 +223,6 @@ class ReplyAdmin(ReadOnlyAdmin, ReplyAdminBase):
         return found, duplicates
 
 
-__all__ = ["MessageAdmin", "ReplyAdmin", "RunnerAdmin", "ShardLeaseAdmin"]
+from .admin_cluster import ClusterAdmin  # noqa: E402  (the shard view, /admin/clusterkit/cluster/)
+
+__all__ = ["ClusterAdmin", "MessageAdmin", "ReplyAdmin", "RunnerAdmin", "ShardLeaseAdmin"]

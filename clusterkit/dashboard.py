@@ -37,6 +37,7 @@ class RunnerRow:
     healthy: bool
     heartbeat_age: float
     started_at: str
+    entities: int
 
 
 @dataclasses.dataclass
@@ -63,6 +64,7 @@ def runner_rows(alias: str = "default") -> list[RunnerRow]:
                 version=r.version, groups=list(r.groups or []), draining=r.draining,
                 healthy=r.healthy and not r.draining and age < ttl, heartbeat_age=round(age, 3),
                 started_at=r.started_at.isoformat(timespec="seconds"),
+                entities=r.entities_active,
             )
         )
     return rows

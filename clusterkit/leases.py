@@ -100,6 +100,7 @@ def tick(
     ttl: float,
     busy: set[ShardKey],
     draining: bool,
+    entities: int = 0,
 ) -> LeaseState:
     """Heartbeat, renew, give up what moved away (unless busy) and take what is ours.
 
@@ -107,7 +108,11 @@ def tick(
     and gives up every shard it is not busy with.
     """
     with transaction.atomic():
-        alive = bool(Runner.objects.filter(pk=runner_id).update(last_heartbeat=Now()))
+        alive = bool(
+            Runner.objects.filter(pk=runner_id).update(
+                last_heartbeat=Now(), entities_active=entities
+            )
+        )
         ShardLease.objects.filter(runner_id=runner_id).update(expires_at=now_plus(ttl))
     if not alive:
         return LeaseState(held={}, acquired=[], alive=False)

@@ -29,6 +29,9 @@ class Runner(models.Model):
     draining = models.BooleanField(default=False)
     started_at = models.DateTimeField()
     last_heartbeat = models.DateTimeField()
+    entities_active = models.IntegerField(
+        default=0, help_text="live entity instances at its last heartbeat"
+    )
 
     class Meta:
         ordering = ["machine_id"]
@@ -133,3 +136,20 @@ class Reply(models.Model):
 
     def __str__(self) -> str:
         return f"reply to #{self.request_id}"
+
+
+class Cluster(Runner):
+    """The admin shard view's model: no table of its own, it carries the permissions.
+
+    ``clusterkit.view_cluster`` lets staff see the view; ``clusterkit.operate_cluster``
+    lets them drain runners and retry failed messages and jobs from it.
+    """
+
+    class Meta:
+        proxy = True
+        default_permissions = ("view",)
+        permissions = [
+            ("operate_cluster", "Can drain runners and retry failed messages and jobs"),
+        ]
+        verbose_name = "cluster"
+        verbose_name_plural = "cluster (shard view)"

@@ -283,7 +283,7 @@ class Runner:
         try:
             state = await self.db(
                 leases.tick, self.runner_id, self.groups, self.shards, self.ttl, busy,
-                self.stopping,
+                self.stopping, len(self.active),
             )
         except Exception:
             logger.warning("runner %s: lease renewal failed", self.runner_id, exc_info=True)

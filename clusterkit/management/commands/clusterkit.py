@@ -8,7 +8,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db.models import Count, Q
 
-from clusterkit import leases, pruning
+from clusterkit import dashboard, pruning
 from clusterkit.conf import cluster_settings
 from clusterkit.models import Message, Runner, ShardLease
 
@@ -66,9 +66,8 @@ class Command(BaseCommand):
             self.stdout.write(f"singleton {name}: {where}")
 
     def do_drain(self, options: dict[str, Any]) -> None:
-        if not Runner.objects.filter(pk=options["runner"]).exists():
+        if not dashboard.drain(options["runner"]):
             raise CommandError(f"no runner #{options['runner']}")
-        leases.mark_draining(options["runner"])
         self.stdout.write(f"runner #{options['runner']} is draining; its shards move shortly")
 
     def do_prune(self, options: dict[str, Any]) -> None:
