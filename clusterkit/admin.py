@@ -223,6 +223,6 @@ class ReplyAdmin(ReadOnlyAdmin, ReplyAdminBase):
         return found, duplicates
 
 
-from .admin_cluster import ClusterAdmin  # noqa: E402  (the shard view, /admin/clusterkit/cluster/)
+from . import admin_cluster  # noqa: E402, F401  (the shard view, /admin/clusterkit/cluster/)
 
-__all__ = ["ClusterAdmin", "MessageAdmin", "ReplyAdmin", "RunnerAdmin", "ShardLeaseAdmin"]
+__all__ = ["MessageAdmin", "ReplyAdmin", "RunnerAdmin", "ShardLeaseAdmin"]

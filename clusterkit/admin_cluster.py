@@ -23,6 +23,7 @@ from django.urls import URLPattern, path, reverse
 from django.views.decorators.http import require_POST
 
 from . import dashboard
+from .admin import ReadOnlyAdmin
 from .models import Cluster
 
 if TYPE_CHECKING:
@@ -35,7 +36,7 @@ VIEW, OPERATE = "clusterkit.view_cluster", "clusterkit.operate_cluster"
 
 
 @admin.register(Cluster)
-class ClusterAdmin(ClusterAdminBase):
+class ClusterAdmin(ReadOnlyAdmin, ClusterAdminBase):
     """The shard view in place of a change list; no rows are added, changed or deleted."""
 
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
@@ -43,15 +44,6 @@ class ClusterAdmin(ClusterAdminBase):
 
     def has_module_permission(self, request: HttpRequest) -> bool:
         return self.has_view_permission(request)
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     def get_urls(self) -> list[URLPattern]:
         wrap = self.admin_site.admin_view
