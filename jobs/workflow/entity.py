@@ -26,8 +26,12 @@ from .conf import workflow_settings
 from .errors import Suspend
 from .models import CANCELLED, COMPLETED, FAILED, RUNNING, SUSPENDED, TERMINAL
 
-ENTITY_TYPE = "jobs.Workflow"
+ENTITY_TYPE = history.ENTITY_TYPE
 logger = logging.getLogger("jobs.workflow")
+
+
+class ShardLost(RuntimeError):
+    """A replay stopped because its runner no longer holds the execution's shard."""
 
 
 class WorkflowEntity(Entity):
@@ -50,7 +54,10 @@ class WorkflowEntity(Entity):
     @rpc(persisted=True)
     async def resume(self, reason: str = "") -> str:
         """Replay the execution; what it is now (``suspended``, ``completed`` …)."""
-        return await execute(self)
+        try:
+            return await execute(self)
+        except history.Fenced as exc:  # the runner drops the result of a lost shard
+            raise ShardLost(str(exc)) from None
 
     @rpc(exclusive=False)
     async def interrupt(self) -> bool:

@@ -1,18 +1,26 @@
 """Reading and writing an execution's history (sync; callers run it on a thread).
 
-Every write is one statement or one short transaction. A step is final once it is
-``done``, ``error`` or ``timed_out``: the first writer wins and later writers read what
-it stored, so a runner that lost its shard and a new owner that replays the same step
-agree on one result.
+Every write is one short transaction. A step is final once it is ``done``, ``error`` or
+``timed_out``: the first writer wins and later writers read what it stored, so a runner
+that lost its shard and a new owner that replays the same step agree on one result.
+Writes made by a replay are *fenced*: in the same transaction they check that this
+runner still holds the execution's shard lease (unexpired), so a runner that was paused
+or cut off past its lease cannot write steps or end the execution any more.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+from collections.abc import Iterator
 from typing import Any
 
 from django.db import IntegrityError, transaction
+from django.db.models.functions import Now
 from django.utils import timezone
+
+from clusterkit import context
+from clusterkit.models import ShardLease
 
 from .models import (
     DONE,
@@ -26,6 +34,29 @@ from .models import (
 )
 
 FINAL_STEPS = (DONE, ERROR, TIMED_OUT)
+ENTITY_TYPE = "jobs.Workflow"
+
+
+class Fenced(BaseException):  # so that a body's `except Exception` cannot swallow it
+    """This runner no longer holds the execution's shard: its writes must not land."""
+
+
+@contextlib.contextmanager
+def fenced() -> Iterator[None]:
+    """A transaction that first checks, inside a replay, that its runner holds the shard."""
+    with transaction.atomic():
+        cluster = context.current().cluster
+        if cluster is not None and cluster.entity_type == ENTITY_TYPE:
+            held = ShardLease.objects.filter(
+                shard_group=cluster.shard_group, shard_id=cluster.shard_id,
+                runner_id=cluster.runner_id, expires_at__gt=Now(),
+            ).exists()
+            if not held:
+                raise Fenced(
+                    f"runner {cluster.runner_id} no longer holds shard "
+                    f"{cluster.shard_group}:{cluster.shard_id} of {cluster.entity_id}"
+                )
+        yield
 
 
 def load(execution_id: str) -> tuple[WorkflowExecution | None, dict[int, WorkflowStep]]:
@@ -48,14 +79,15 @@ def save_step(
     """Insert step ``seq`` or update it unless it is final; return what is stored."""
     if existing is None:
         try:
-            with transaction.atomic():
+            with fenced():
                 return WorkflowStep.objects.create(
                     execution_id=execution_id, seq=seq, kind=kind, name=name, **fields
                 )
         except IntegrityError:
             pass  # written meanwhile (by another replay of the same step): update or read
     query = WorkflowStep.objects.filter(execution_id=execution_id, seq=seq)
-    query.exclude(state__in=FINAL_STEPS).update(updated_at=timezone.now(), **fields)
+    with fenced():
+        query.exclude(state__in=FINAL_STEPS).update(updated_at=timezone.now(), **fields)
     return query.get()
 
 
@@ -95,7 +127,7 @@ def set_status(execution_id: str, status: str) -> None:
 
 def finish(execution_id: str, status: str, **fields: Any) -> bool:
     """End the execution (once) and wake its parent; False if it had already ended."""
-    with transaction.atomic():
+    with fenced():
         ended = WorkflowExecution.objects.filter(pk=execution_id).exclude(
             status__in=TERMINAL
         ).update(status=status, finished_at=timezone.now(), updated_at=timezone.now(), **fields)
@@ -156,6 +188,7 @@ def compensable(execution_id: str) -> list[WorkflowStep]:
 
 def compensated(step_id: int, error: str = "") -> None:
     """Record that a step's compensation ran (or gave up with ``error``)."""
-    WorkflowStep.objects.filter(pk=step_id, compensated_at__isnull=True).update(
-        compensated_at=timezone.now(), compensation_error=error
-    )
+    with fenced():
+        WorkflowStep.objects.filter(pk=step_id, compensated_at__isnull=True).update(
+            compensated_at=timezone.now(), compensation_error=error
+        )

@@ -106,3 +106,25 @@ def test_activity_outside_a_workflow_is_a_plain_call(db: None) -> None:
     assert wf.step("outside", 1) == 10
     with pytest.raises(RuntimeError):
         workflow.sleep("nap", 1)
+
+
+def test_a_runner_without_the_shard_lease_cannot_write_steps(runner: Runner) -> None:
+    from clusterkit import context
+    from clusterkit.sharding import shard_for
+    from jobs.workflow import history
+
+    handle = wf.five_steps.start("fenced")
+    handle.result(timeout=30)
+    eid = handle.execution_id
+    shard = shard_for(eid)
+    zombie = context.RequestContext(cluster=context.ClusterState(
+        "default", shard, runner.runner_id + 1000, "jobs.Workflow", eid))
+    with context.use(zombie), pytest.raises(history.Fenced):
+        history.save_step(eid, 99, "activity", "late", None, state="done", result=1)
+    with context.use(zombie), pytest.raises(history.Fenced):
+        history.finish(eid, "failed")
+    assert not WorkflowStep.objects.filter(execution_id=eid, seq=99).exists()
+    owner = context.RequestContext(cluster=context.ClusterState(
+        "default", shard, runner.runner_id, "jobs.Workflow", eid))
+    with context.use(owner):  # the lease holder may write
+        assert history.save_step(eid, 99, "activity", "late", None, state="done").seq == 99
