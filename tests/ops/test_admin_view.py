@@ -81,3 +81,40 @@ def test_actions_need_the_operate_permission_and_a_csrf_token(runner: RunnerProc
     assert Runner.objects.get(pk=runner.runner_id).draining
     missing = operator.post(f"{URL}drain/999999/", {"csrfmiddlewaretoken": token}, follow=True)
     assert b"No runner #999999" in missing.content
+
+
+def test_state_shows_singletons_and_cron_schedules(
+    runner: RunnerProcess, clean_schedules: None
+) -> None:
+    import asyncio
+    import datetime as dt
+
+    from clusterkit.cron import cron
+    from clusterkit.singleton import singleton
+
+    @singleton("ops-view")
+    async def forever() -> None:
+        await asyncio.Event().wait()
+
+    @cron("*/5 * * * *", name="ops-view-cron")
+    def every_five_minutes() -> None:
+        pass
+
+    runner.lease_wake.set()  # start the new singletons now
+    viewer = user("viewer", perms=("view_cluster",))
+
+    def cron_scheduled() -> bool:
+        state = viewer.get(URL + "state/").json()
+        crons = {c["name"]: c for c in state["crons"]}
+        pending = Message.objects.filter(entity_id="ops-view-cron", processed=False).exists()
+        return "ops-view-cron" in crons and pending
+
+    wait_until(cron_scheduled, 10, "the cron seed to store the next instant")
+    state = viewer.get(URL + "state/").json()
+    where = {s["name"]: s["runner"] for s in state["singletons"]}
+    assert where["ops-view"] == runner.runner_id
+    assert where["cron:ops-view-cron"] == runner.runner_id
+    (row,) = [c for c in state["crons"] if c["name"] == "ops-view-cron"]
+    assert row["last_run"] is None and row["expression"] == "*/5 * * * *"
+    nxt = dt.datetime.fromisoformat(row["next_run"])
+    assert nxt.minute % 5 == 0 and nxt > dt.datetime.now(dt.UTC)
