@@ -18,11 +18,8 @@ from django.contrib.auth.models import Permission, User
 from clusterkit.models import ShardLease
 from jobs import engine
 from tests.cluster.harness import ROOT, RunnerProcess, wait_until
+from tests.streaming.test_browser import CHROMIUM  # the same browser lookup
 
-CHROMIUM = next(
-    (p for p in (shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome")) if p),
-    None,
-)
 pytestmark = [
     pytest.mark.subprocess,
     pytest.mark.django_db(transaction=True),
