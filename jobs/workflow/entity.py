@@ -94,7 +94,11 @@ async def execute(entity: WorkflowEntity) -> str:
         replay.left(token)
     try:
         value = await entity.task
+        if run.diverged is not None:  # the body caught it: it still fails the execution
+            raise run.diverged
     except Suspend:
+        if run.diverged is not None:
+            return await _end_failed(run, run.diverged)
         await run.db(history.set_status, execution.id, SUSPENDED)
         return SUSPENDED
     except asyncio.CancelledError:
@@ -104,7 +108,7 @@ async def execute(entity: WorkflowEntity) -> str:
     except Exception as exc:  # a cancelled child's WorkflowCancelled fails the parent
         if run.interrupted:
             return await _end_cancelled(run)
-        return await _end_failed(run, exc)
+        return await _end_failed(run, run.diverged or exc)
     finally:
         entity.run = entity.task = None
     await run.db(history.finish, execution.id, COMPLETED, result=msgspec.to_builtins(value))

@@ -36,6 +36,9 @@ class Replay:
     history: dict[int, WorkflowStep]
     position: int = 0
     interrupted: bool = False
+    # Set when replay diverged from the history: it fails the execution even if the body
+    # caught the error.
+    diverged: NonDeterministicWorkflow | None = None
 
     @property
     def execution_id(self) -> str:
@@ -48,10 +51,13 @@ class Replay:
         seq = self.position
         self.position += 1
         row = self.history.get(seq)
+        if self.diverged is not None:
+            raise self.diverged
         if row is not None and (row.kind, row.name) != (kind, name):
-            raise NonDeterministicWorkflow(
+            self.diverged = NonDeterministicWorkflow(
                 self.execution_id, seq, f"{row.kind} {row.name!r}", f"{kind} {name!r}"
             )
+            raise self.diverged
         return seq, row
 
     def keep(self, row: WorkflowStep) -> WorkflowStep:

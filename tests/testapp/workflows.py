@@ -129,6 +129,16 @@ async def fickle(tag: str) -> str:
     return str(first)
 
 
+@workflow.workflow(name="test.fickle_catching", idempotency_key="fickle-catch-{tag}")
+async def fickle_catching(tag: str) -> str:
+    try:
+        first = await (pick_a(tag) if branch["first"] == "a" else pick_b(tag))
+    except Exception:  # swallowing everything must not hide a diverged replay
+        first = "caught"
+    await workflow.sleep("gap", 1.5)
+    return str(first)
+
+
 @workflow.workflow(name="test.limited", idempotency_key="limited-{tag}")
 async def limited(tag: str, key: str) -> float:
     delay = await workflow.rate_limit(PERMITS, key)

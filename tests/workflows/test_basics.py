@@ -55,10 +55,11 @@ def test_same_idempotency_key_gives_the_same_execution(runner: Runner) -> None:
     assert other.execution_id != first.execution_id
 
 
-def test_non_determinism_fails_the_execution_naming_both(runner: Runner) -> None:
+@pytest.mark.parametrize("flow", ["fickle", "fickle_catching"])
+def test_non_determinism_fails_the_execution_naming_both(runner: Runner, flow: str) -> None:
     wf.branch["first"] = "a"
     try:
-        handle = wf.fickle.start("x")
+        handle = getattr(wf, flow).start("x")
         until_status(handle, "suspended")
         wf.branch["first"] = "b"  # the code changed while the execution slept
         with pytest.raises(workflow.WorkflowFailed) as failed:
