@@ -124,12 +124,18 @@ def test_cancel_interrupts_a_running_activity(runner: Runner) -> None:
     assert marks("running") == ["first", "undo-first"]
 
 
-def test_children_are_cancelled_with_their_parent(runner: Runner) -> None:
-    parent = wf.parent.start("family")
+def parent_and_child(tag: str) -> tuple[workflow.WorkflowHandle, workflow.WorkflowHandle]:
+    """A parent waiting for its sleeping child."""
+    parent = wf.parent.start(tag)
     until_status(parent, "suspended")
     child_step = WorkflowStep.objects.get(execution_id=parent.execution_id, kind="child")
     child = workflow.handle(child_step.result["execution_id"])
     until_status(child, "suspended")
+    return parent, child
+
+
+def test_children_are_cancelled_with_their_parent(runner: Runner) -> None:
+    parent, child = parent_and_child("family")
     assert WorkflowExecution.objects.get(pk=child.execution_id).parent == parent.execution_id
     parent.cancel()
     until_status(parent, "cancelled")
@@ -140,11 +146,7 @@ def test_children_are_cancelled_with_their_parent(runner: Runner) -> None:
 
 
 def test_a_parent_whose_child_is_cancelled_fails(runner: Runner) -> None:
-    parent = wf.parent.start("orphan")
-    until_status(parent, "suspended")
-    child_step = WorkflowStep.objects.get(execution_id=parent.execution_id, kind="child")
-    child = workflow.handle(child_step.result["execution_id"])
-    until_status(child, "suspended")
+    parent, child = parent_and_child("orphan")
     assert child.cancel() is True
     with pytest.raises(workflow.WorkflowFailed) as failed:
         parent.result(timeout=20)
