@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import time
 from collections.abc import Callable
 
 import pytest
 from django.test import Client
 
+from clusterkit.errors import MailboxFull
 from clusterkit.runner import Runner
 from tests.cluster.harness import RunnerProcess, wait_until
-from tests.testapp.entities import Counter, Flaky
+from tests.testapp.entities import Counter, Flaky, Sleeper
 
 from .support import Samples, fetch, labels_of, metrics_url, parse, total, value
 
@@ -29,6 +31,12 @@ def test_web_process_metrics_move_with_the_work(runner: Runner, client: Client) 
         assert Counter.client(f"m{i}").increment.call(by=2) == 2
     with pytest.raises(Exception, match="boom"):
         Flaky.client("poison").boom.options(timeout=20).call()
+    with concurrent.futures.ThreadPoolExecutor(6) as pool:  # a mailbox of 2 for 6 callers
+        outcomes = [f.exception() for f in [
+            pool.submit(Sleeper.client("full").nap.call, seconds=0.3) for _ in range(6)
+        ]]  # fmt: skip
+    full = sum(isinstance(e, MailboxFull) for e in outcomes)
+    assert full >= 1
     after = scrape(client)
 
     def moved(name: str, **labels: str) -> float:
@@ -43,6 +51,9 @@ def test_web_process_metrics_move_with_the_work(runner: Runner, client: Client) 
     flaky = {"entity_type": Flaky.entity_type}
     assert moved("clusterkit_messages_failed_total", **flaky) == 1
     assert moved("clusterkit_messages_retried_total", **flaky) >= 1
+    sleeper = {"entity_type": Sleeper.entity_type}
+    assert moved("clusterkit_mailbox_full_rejections_total", **sleeper) == full
+    assert moved("clusterkit_messages_sent_total", kind="volatile", **sleeper) == 6
     # this process's runner, and the cluster as the database sees it
     rid = str(runner.runner_id)
     assert value(after, "clusterkit_runner_shards_held", runner=rid, shard_group="default") == 300
@@ -105,3 +116,17 @@ def test_runner_serves_metrics_on_its_port(spawn: Callable[..., RunnerProcess]) 
     assert value(after, "clusterkit_runner_entities_active", runner=rid, **counter) >= 30
     assert value(after, "clusterkit_lease_acquisitions_total", shard_group="default") == 300
     assert value(after, "clusterkit_cluster_runners", state="healthy") == 1
+
+    # a second runner joins: the first hands over part of its shards, and says so
+    spawn("second")
+    wait_until(lambda: value(fetch(url), "clusterkit_cluster_runners", state="healthy") == 2,
+               10, "the second runner to show", step=0.2)  # fmt: skip
+
+    def handed_over() -> float:
+        return value(fetch(url), "clusterkit_lease_releases_total", shard_group="default")
+
+    wait_until(lambda: handed_over() > 0, 10, "the first runner to hand shards over", step=0.2)
+    final = fetch(url)
+    held = value(final, "clusterkit_runner_shards_held", runner=rid, shard_group="default")
+    assert held == 300 - value(final, "clusterkit_lease_releases_total", shard_group="default")
+    assert value(final, "clusterkit_lease_losses_total", shard_group="default") == 0
