@@ -130,3 +130,40 @@ def test_runner_serves_metrics_on_its_port(spawn: Callable[..., RunnerProcess]) 
     held = value(final, "clusterkit_runner_shards_held", runner=rid, shard_group="default")
     assert held == 300 - value(final, "clusterkit_lease_releases_total", shard_group="default")
     assert value(final, "clusterkit_lease_losses_total", shard_group="default") == 0
+
+
+def test_redelivered_and_fenced_results_are_counted(
+    client: Client, request: pytest.FixtureRequest
+) -> None:
+    from clusterkit.conf import cluster_settings
+    from clusterkit.models import Message
+    from clusterkit.storage import Completion
+
+    counter = {"entity_type": Counter.entity_type}
+    before = scrape(client)
+    # as if a runner that died had claimed them: one attempt made, the read lease run out
+    Counter.send_many([(f"re{i}", "increment", {"by": 1}) for i in range(5)])
+    stale = int((time.time() - float(cluster_settings.READ_LEASE) - 5) * 1000)
+    Message.objects.filter(entity_id__startswith="re").update(attempts=1, last_read=stale)
+    runner: Runner = request.getfixturevalue("runner")
+    wait_until(lambda: not Message.objects.filter(entity_id__startswith="re",
+                                                  processed=False).exists(),
+               10, "the redelivered messages to be handled")  # fmt: skip
+    # a result under an epoch the runner no longer holds is fenced, not committed
+    group, shard = next(iter(runner.held))
+    stale_result = Completion(1, 2, group, shard, -7, 0, "1", False, Counter.entity_type)
+    assert runner.loop is not None
+
+    def fence() -> None:
+        runner.completions.append(stale_result)
+        runner.commit_wake.set()
+
+    runner.loop.call_soon_threadsafe(fence)
+    wait_until(lambda: runner.stats.fenced >= 1, 10, "the stale result to be fenced")
+    after = scrape(client)
+    assert value(after, "clusterkit_messages_redelivered_total", **counter) - value(
+        before, "clusterkit_messages_redelivered_total", **counter
+    ) == 5
+    assert value(after, "clusterkit_messages_fenced_total", **counter) - value(
+        before, "clusterkit_messages_fenced_total", **counter
+    ) == 1
