@@ -15,6 +15,7 @@ SUITES = {
     "core": "bench.core",  # the clusterkit core vs Procrastinate and Redis (bench/core.py)
     "jobs": "bench.jobs",  # jobs vs Procrastinate, django-tasks-db and Celery (bench/jobs.py)
     "ratelimit": "bench.ratelimit",  # the rate limiter vs EVALSHA and django-ratelimit
+    "workflows": "bench.workflows",  # durable workflows vs DBOS (bench/workflows.py)
 }
 
 
