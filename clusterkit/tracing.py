@@ -8,8 +8,8 @@ message's headers on a runner). While a recording span is current, messages sent
 *its* ``traceparent``, so the handler's span on another runner is its child: one trace
 from the web request through entities, jobs and workflow activities.
 
-Without OpenTelemetry (or with ``TRACING`` off) :func:`span` returns a shared no-op
-context manager and nothing else happens. Configure a ``TracerProvider`` and an exporter
+Without OpenTelemetry, until a ``TracerProvider`` is set, or with ``TRACING`` off,
+:func:`span` returns a shared no-op context manager and nothing else happens. Configure a ``TracerProvider`` and an exporter
 as OpenTelemetry documents; clusterkit only creates spans.
 
     from clusterkit import tracing
@@ -21,20 +21,29 @@ as OpenTelemetry documents; clusterkit only creates spans.
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator, Mapping
 from typing import Any
+
+from django.core.signals import setting_changed
 
 from . import context
 from .conf import cluster_settings
 
 try:
     from opentelemetry import trace as _trace
-    from opentelemetry.trace import SpanKind
+    from opentelemetry.trace import NoOpTracerProvider, ProxyTracerProvider, SpanKind
     from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 except ImportError:  # the optional extra is not installed
     _trace = None  # type: ignore[assignment]
 
 _NOOP: contextlib.nullcontext[None] = contextlib.nullcontext()
+_enabled: list[bool | None] = [None]  # CLUSTERKIT["TRACING"], read once
+_UNKNOWN = object()
+_PROVIDER_FROM_ENV = "OTEL_PYTHON_TRACER_PROVIDER" in os.environ
+_NOT_CONFIGURED: tuple[type, ...] = (
+    (ProxyTracerProvider, NoOpTracerProvider) if _trace is not None else ()
+)
 _propagator: Any = TraceContextTextMapPropagator() if _trace is not None else None
 KINDS: dict[str, Any] = (
     {
@@ -51,8 +60,31 @@ def available() -> bool:
 
 
 def active() -> bool:
-    """True when spans are made: OpenTelemetry installed and ``TRACING`` on."""
-    return _trace is not None and bool(cluster_settings.TRACING)
+    """True when spans are made: OpenTelemetry installed and configured, ``TRACING`` on.
+
+    Until a ``TracerProvider`` is set, OpenTelemetry's API only hands out spans that
+    record nothing; clusterkit then makes none (they would cost microseconds a message).
+    """
+    if _trace is None:
+        return False
+    enabled = _enabled[0]
+    if enabled is None:
+        enabled = _enabled[0] = bool(cluster_settings.TRACING)
+    if not enabled:
+        return False
+    # The provider set by set_tracer_provider (read without the API's environment lookup).
+    provider = getattr(_trace, "_TRACER_PROVIDER", _UNKNOWN)
+    if provider is _UNKNOWN or (provider is None and _PROVIDER_FROM_ENV):
+        provider = _trace.get_tracer_provider()
+    return provider is not None and not isinstance(provider, _NOT_CONFIGURED)
+
+
+def _reload(*, setting: str, **kwargs: Any) -> None:
+    if setting == "CLUSTERKIT":
+        _enabled[0] = None
+
+
+setting_changed.connect(_reload)
 
 
 def span(
@@ -67,7 +99,7 @@ def span(
     ``parent`` is a W3C ``traceparent`` to continue (default: the current span, or the
     request context's ``traceparent``). The block gets the OpenTelemetry span (or None).
     """
-    if _trace is None or not cluster_settings.TRACING:
+    if not active():
         return _NOOP
     return _span(name, attributes, parent, kind)
 
@@ -109,7 +141,7 @@ def _span_traceparent() -> str | None:
 
 def outgoing_traceparent() -> str | None:
     """What a message sent now should carry: the current span's ``traceparent``, if any."""
-    if _trace is None or not cluster_settings.TRACING:
+    if not active():
         return None
     return _span_traceparent()
 
@@ -118,7 +150,7 @@ def message_span(
     action: str, entity_type: str, rpc: str, entity_id: str, parent: str | None = None
 ) -> contextlib.AbstractContextManager[Any]:
     """The span of sending (``"send"``) or handling (``"handle"``) one message."""
-    if _trace is None or not cluster_settings.TRACING:
+    if not active():
         return _NOOP
     attributes: dict[str, Any] = {
         "messaging.system": "clusterkit", "messaging.destination.name": entity_type,
