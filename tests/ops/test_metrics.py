@@ -78,10 +78,15 @@ def test_backlog_and_jobs_come_from_the_database(client: Client) -> None:
     for i in range(3):
         add.enqueue(i, i)
     add.using(run_after=_in(3600)).enqueue(1, 1)
+    from .probes import probe_flow
+
+    probe_flow.with_key("metrics-1").start("metrics-1")
+    probe_flow.with_key("metrics-2").start("metrics-2")
     time.sleep(1.1)  # the collector keeps a scrape for a second
     samples = scrape(client)
+    assert value(samples, "clusterkit_cluster_workflow_executions", status="running") == 2
     assert value(samples, "clusterkit_cluster_backlog_messages", shard_group="default",
-                 state="due") == 10  # fmt: skip
+                 state="due") == 12  # fmt: skip
     assert value(samples, "clusterkit_cluster_backlog_messages", shard_group="default",
                  state="scheduled") == 1  # fmt: skip
     assert value(samples, "clusterkit_cluster_jobs", queue="default", status="READY") == 3
