@@ -7,6 +7,7 @@ compensations), so tests count what really ran, in which process and when.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import os
 import time
@@ -144,6 +145,30 @@ async def limited(tag: str, key: str) -> float:
     delay = await workflow.rate_limit(PERMITS, key)
     await mark(tag, "permitted")
     return float(delay)
+
+
+@dataclasses.dataclass
+class Receipt:
+    id: str
+    amount: int
+
+
+flaky_calls: dict[str, int] = {}
+
+
+@workflow.activity(retry=FAST)
+def flaky(tag: str) -> Receipt:
+    flaky_calls[tag] = flaky_calls.get(tag, 0) + 1
+    if flaky_calls[tag] == 1:
+        raise ConnectionError("first try")
+    return Receipt(tag, 5)
+
+
+@workflow.workflow(name="test.flaky_flow", idempotency_key="flaky-{tag}")
+async def flaky_flow(tag: str) -> int:
+    receipt = await flaky(tag)
+    assert isinstance(receipt, Receipt)  # stored as JSON, given back as its annotation
+    return receipt.amount
 
 
 @workflow.workflow(name="test.sync_flow", idempotency_key="sync-{tag}")

@@ -88,6 +88,16 @@ def test_failed_activity_is_retried_then_compensations_run_in_reverse(runner: Ru
     assert all(s.compensated_at is not None for s in done)
 
 
+def test_an_activity_retried_after_a_failure_records_both_attempts(runner: Runner) -> None:
+    handle = wf.flaky_flow.start("retry")
+    assert handle.result(timeout=20) == 5
+    (step,) = handle.steps()
+    assert step.state == "done" and step.result == {"id": "retry", "amount": 5}
+    assert [bool(a.get("error")) for a in step.attempts] == [True, False]
+    assert "ConnectionError: first try" in step.attempts[0]["error"]
+    assert wf.flaky_calls["retry"] == 2
+
+
 def test_sync_workflow(runner: Runner) -> None:
     handle = wf.sync_flow.start("s")
     until_status(handle, "suspended")

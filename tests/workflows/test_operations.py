@@ -11,6 +11,7 @@ from django.test import Client, override_settings
 
 from clusterkit.runner import Runner
 from jobs.workflow import checks
+from jobs.workflow.models import WorkflowExecution
 from tests.testapp import workflows as wf
 
 from .conftest import until_status
@@ -54,6 +55,13 @@ def test_command_status_cancel_resume(runner: Runner) -> None:
     out = io.StringIO()
     call_command("workflows", "resume", handle.execution_id, stdout=out)
     assert "resumed" in out.getvalue()
+    stalled = wf.five_steps.start("stalled")  # as if the runner lost its message
+    stalled.result(timeout=30)
+    WorkflowExecution.objects.filter(pk=stalled.execution_id).update(status="running")
+    out = io.StringIO()
+    call_command("workflows", "resume", "--running", stdout=out)
+    assert out.getvalue().strip() == f"{stalled.execution_id}: resumed"
+    assert until_status(stalled, "completed") == "completed"
     call_command("workflows", "cancel", handle.execution_id, stdout=io.StringIO())
     assert until_status(handle, "cancelled") == "cancelled"
     out = io.StringIO()

@@ -61,12 +61,12 @@ class Command(BaseCommand):
             self.stdout.write(f"{execution_id}: {'cancelling' if done else 'already ended'}")
 
     def do_resume(self, options: dict[str, Any]) -> None:
+        if not options["execution_ids"] and not options["running"]:
+            raise CommandError("name execution ids, or --running")
         ids = list(options["execution_ids"])
         if options["running"]:
             ids += list(WorkflowExecution.objects.filter(status="running")
                         .values_list("id", flat=True))
-        if not ids:
-            raise CommandError("name execution ids, or --running")
         live = set(WorkflowExecution.objects.filter(pk__in=ids).exclude(status__in=TERMINAL)
                    .values_list("id", flat=True))
         for execution_id in ids:
