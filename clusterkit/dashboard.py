@@ -21,6 +21,9 @@ from .conf import cluster_settings
 from .models import Message, Reply, ReplyKind, ReplyStatus, Runner, ShardLease
 
 JOB_ENTITY = "jobs.Job"
+# The shard view lists the failures of the last day: the replies table is scanned by its
+# (time-ordered) primary key from there, not from the beginning of the retention.
+FAILURE_WINDOW = 24 * 3600.0
 
 
 @dataclasses.dataclass
@@ -219,11 +222,17 @@ def cron_rows(crons: dict[str, Any], alias: str) -> list[dict[str, Any]]:
     return rows
 
 
+def _recent_replies(alias: str) -> Any:
+    """Exit replies of the last ``FAILURE_WINDOW`` seconds (a range of the primary key)."""
+    since = snowflake.lowest_id_at(int((time.time() - FAILURE_WINDOW) * 1000))
+    return Reply.objects.using(alias).filter(id__gte=since, kind=ReplyKind.EXIT)
+
+
 def failed_messages(alias: str, limit: int) -> list[dict[str, Any]]:
     """The newest requests whose recorded outcome is a failure (jobs aside)."""
     replies = list(
-        Reply.objects.using(alias)
-        .filter(kind=ReplyKind.EXIT, status=ReplyStatus.FAILURE)
+        _recent_replies(alias)
+        .filter(status=ReplyStatus.FAILURE)
         .order_by("-id").values_list("request_id", "payload")[: limit * 2]
     )  # fmt: skip
     messages = Message.objects.using(alias).in_bulk([r for r, _ in replies])
@@ -249,8 +258,7 @@ def failed_jobs(alias: str, limit: int) -> list[dict[str, Any]]:
     from jobs import engine
 
     recent = (
-        Reply.objects.using(alias)
-        .filter(kind=ReplyKind.EXIT)
+        _recent_replies(alias)
         .filter(
             Q(payload__startswith='{"status":"FAILED"')
             | Q(payload__startswith='{"status":"CANCELLED"')

@@ -9,8 +9,8 @@ message's headers on a runner). While a recording span is current, messages sent
 from the web request through entities, jobs and workflow activities.
 
 Without OpenTelemetry, until a ``TracerProvider`` is set, or with ``TRACING`` off,
-:func:`span` returns a shared no-op context manager and nothing else happens. Configure a ``TracerProvider`` and an exporter
-as OpenTelemetry documents; clusterkit only creates spans.
+:func:`span` returns a shared no-op context manager and nothing else happens. Configure a
+``TracerProvider`` and an exporter as OpenTelemetry documents; clusterkit only creates spans.
 
     from clusterkit import tracing
 
