@@ -98,3 +98,20 @@ def test_prometheus_middleware_must_come_in_a_pair() -> None:
         ids = {m.id for m in checks.run_checks()}
     assert "clusterkit.W004" in ids
     assert "clusterkit.W004" not in {m.id for m in checks.run_checks()}
+
+
+def test_runworker_refuses_a_bad_metrics_port() -> None:
+    import socket
+
+    from django.core.management import CommandError, call_command
+
+    with pytest.raises(CommandError, match=r"0\.\.65535"):
+        call_command("runworker", "--metrics-port", "70000")
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    try:
+        with pytest.raises(CommandError, match="cannot serve metrics"):
+            call_command("runworker", "--metrics-port", str(taken.getsockname()[1]))
+    finally:
+        taken.close()

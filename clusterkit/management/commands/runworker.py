@@ -55,7 +55,10 @@ class Command(BaseCommand):
                 raise CommandError("--metrics-port must be in 0..65535")
             from clusterkit import metrics
 
-            server = metrics.serve(port, options["metrics_address"])
+            try:
+                server = metrics.serve(port, options["metrics_address"])
+            except OSError as exc:
+                raise CommandError(f"cannot serve metrics on port {port}: {exc}") from exc
             self.stdout.write(
                 f"metrics on http://{options['metrics_address']}:{server.server_port}/metrics"
             )
