@@ -20,6 +20,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from bench import core
 from bench.core import ROOT, log, pct, table
@@ -85,9 +86,8 @@ def ck_outcomes() -> list[tuple[float, float]]:
     return out
 
 
-def bench_clusterkit(opts: argparse.Namespace) -> Result:
-    from bench.job_tasks import ck_noop
-    from jobs import engine
+def bench_clusterkit(opts: argparse.Namespace) -> list[Result]:
+    from bench.job_tasks import ck_noop, ck_noop_sync
 
     result = Result("clusterkit")
     ck_clean()
@@ -96,23 +96,33 @@ def bench_clusterkit(opts: argparse.Namespace) -> Result:
     for _ in range(n):
         ck_noop.enqueue(time.time())
     result.single = n / (time.perf_counter() - t0)
+    ck_drain(result, ck_noop, opts)
+    sync = Result("clusterkit, sync task")
+    ck_drain(sync, ck_noop_sync, opts)
+    return [result, sync]
+
+
+def ck_drain(result: Result, task: Any, opts: argparse.Namespace) -> None:
+    """Bulk enqueue, drain with one runner, then sequential latency, for ``task``."""
+    from jobs import engine
+
     ck_clean()
     n = opts.jobs
-    log(f"clusterkit: enqueue_many of {n:,} jobs in batches of 500")
+    log(f"{result.name}: enqueue_many of {n:,} jobs in batches of 500")
     t0 = time.perf_counter()
     for start in range(0, n, 500):
         engine.enqueue_many([
-            engine.NewJob(name=ck_noop.module_path, args=[time.time()], kwargs={})
+            engine.NewJob(name=task.module_path, args=[time.time()], kwargs={})
             for _ in range(min(500, n - start))
         ])
     result.bulk, result.bulk_how = n / (time.perf_counter() - t0), "enqueue_many, batches of 500"
-    log(f"clusterkit: draining {n:,} jobs with one runner")
+    log(f"{result.name}: draining {n:,} jobs with one runner")
     runner = core.RunnerProcess().start()
     spy = None
     try:
         runner.wait_ready()
         if opts.profile is not None:
-            spy = core.start_profile(runner.pid, opts.profile, "jobs-drain")
+            spy = core.start_profile(runner.pid, opts.profile, f"jobs-drain-{task.name}")
         core.wait_replies(n, max(60.0, n / 50), "clusterkit drain")
     finally:
         if spy is not None:
@@ -120,23 +130,28 @@ def bench_clusterkit(opts: argparse.Namespace) -> Result:
         runner.stop()
     result.drain = rate([s for s, _ in ck_outcomes()])
     count = opts.latency
-    log(f"clusterkit: {count} sequential enqueues to an idle runner")
+    log(f"{result.name}: {count} sequential enqueues to an idle runner")
     with core.runners(1):
         core.sql("TRUNCATE jobs_job")
+        took = []
         for i in range(count + 5):
-            ck_noop.enqueue(time.time())
+            sent_at = time.time()
+            task.enqueue(sent_at)
+            took.append((time.time() - sent_at) * 1000)
             wait_until(lambda i=i: core.reply_count() > i, 30, "a clusterkit job")
             time.sleep(0.005)
         lags = [lag * 1000 for _, lag in sorted(ck_outcomes())[5:]]
     ck_clean()
     result.p50, result.p99, result.latency_n = pct(lags, 50), pct(lags, 99), len(lags)
-    return result
+    after = [lag - t for lag, t in zip(lags, took[5:], strict=True)]
+    log(f"{result.name}: enqueue() itself p50 {pct(took[5:], 50):.2f} ms; enqueue returned →"
+        f" start p50 {pct(after, 50):.2f} ms, p99 {pct(after, 99):.2f} ms")
 
 
 # -- Procrastinate ---------------------------------------------------------------------
 
 
-def bench_procrastinate(opts: argparse.Namespace) -> Result:
+def bench_procrastinate(opts: argparse.Namespace) -> list[Result]:
     from bench import procrastinate_peer as peer
 
     result = Result("procrastinate")
@@ -150,7 +165,7 @@ def bench_procrastinate(opts: argparse.Namespace) -> Result:
     drain, latency = core.bench_procrastinate(opts)
     result.drain, result.p50, result.p99 = drain, latency["p50"], latency["p99"]
     result.latency_n = int(latency["n"])
-    return result
+    return [result]
 
 
 # -- django-tasks-db -------------------------------------------------------------------
@@ -179,7 +194,7 @@ def db_rows() -> list[tuple[float, float]]:
     return rows
 
 
-def bench_db(opts: argparse.Namespace) -> Result:
+def bench_db(opts: argparse.Namespace) -> list[Result]:
     from django.db import transaction
     from django_tasks_db.models import DBTaskResult
 
@@ -224,7 +239,7 @@ def bench_db(opts: argparse.Namespace) -> Result:
     lags = [lag * 1000 for _, lag in db_rows()]
     DBTaskResult.objects.all().delete()
     result.p50, result.p99, result.latency_n = pct(lags, 50), pct(lags, 99), len(lags)
-    return result
+    return [result]
 
 
 # -- Celery ----------------------------------------------------------------------------
@@ -240,7 +255,7 @@ def celery_worker() -> subprocess.Popen[str]:
     )
 
 
-def bench_celery(opts: argparse.Namespace) -> Result:
+def bench_celery(opts: argparse.Namespace) -> list[Result]:
     from celery import group
 
     from bench import celery_peer as peer
@@ -280,7 +295,7 @@ def bench_celery(opts: argparse.Namespace) -> Result:
     lags = [lag * 1000 for _, lag in peer.starts()[5:]]
     peer.clean()
     result.p50, result.p99, result.latency_n = pct(lags, 50), pct(lags, 99), len(lags)
-    return result
+    return [result]
 
 
 # -- entry point -----------------------------------------------------------------------
@@ -299,7 +314,7 @@ def report(results: dict[str, Result]) -> None:
         return
     ratios = []
     for r in results.values():
-        if r is not ck:
+        if not r.name.startswith("clusterkit"):
             ratios.append([f"clusterkit ÷ {r.name}", ck.single / r.single, ck.bulk / r.bulk,
                            ck.drain / r.drain, r.p50 / ck.p50, r.p99 / ck.p99])
     table("Ratios (above 1: clusterkit is ahead; latency as peer ÷ clusterkit)",
@@ -337,7 +352,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     benches = {"clusterkit": bench_clusterkit, "procrastinate": bench_procrastinate,
                "django-tasks-db": bench_db, "celery": bench_celery}
-    results = {name: benches[name](opts) for name in PEERS if name in chosen}
+    results = {r.name: r for name in PEERS if name in chosen for r in benches[name](opts)}
     report(results)
     command = " ".join(["python -m bench jobs", *(argv or sys.argv[1:])])
     print(f"\n({command}; {time.monotonic() - started:.0f} s; {os.cpu_count()} CPUs;"

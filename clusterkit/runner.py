@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import itertools
 import logging
 import signal
@@ -45,6 +46,26 @@ REBALANCE = "-rebalance-"
 
 # Runners living in this process, by machine id: callers here skip the network.
 local_runners: dict[int, Runner] = {}
+
+# The runner whose loop this code runs on (set in Runner.run, inherited by its tasks).
+_running: contextvars.ContextVar[Runner | None] = contextvars.ContextVar(
+    "clusterkit_runner", default=None
+)
+
+
+async def in_handler_thread(func: Callable[..., T], *args: Any) -> T:
+    """Run sync ``func`` with the caller's context on the runner's handler threads (the
+    loop's default executor outside a runner), with a usable database connection."""
+
+    def call() -> T:
+        close_old_connections()
+        return func(*args)
+
+    runner = _running.get()
+    pool = runner._handler_pool if runner is not None else None
+    ctx = contextvars.copy_context()
+    return await asyncio.get_running_loop().run_in_executor(pool, ctx.run, call)
+
 
 _headers_decoder = msgspec.json.Decoder(dict[str, str])
 _json = msgspec.json.Encoder()
@@ -174,6 +195,7 @@ class Runner:
     async def run(self, install_signals: bool = False) -> None:
         """Register, serve until stopped, then drain and release everything."""
         self.loop = asyncio.get_running_loop()
+        _running.set(self)
         self.claim_wake = asyncio.Event()
         self.commit_wake = asyncio.Event()
         self.lease_wake = asyncio.Event()

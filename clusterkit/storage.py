@@ -166,12 +166,21 @@ class Storage:
 
     # -- sending ---------------------------------------------------------------------
 
-    def save(self, messages: Sequence[OutgoingMessage]) -> list[int]:
+    def save(
+        self,
+        messages: Sequence[OutgoingMessage],
+        *,
+        before: tuple[str, list[Any]] | None = None,
+        resolve_ids: bool = True,
+    ) -> list[int]:
         """Insert ``messages`` in the caller's transaction; return each one's stored id.
 
         A message whose key is already stored is not inserted again: its id is the
         original's, so the caller waits for (or reads) the first reply. The owning runners
-        are woken when the transaction commits.
+        are woken when the transaction commits. ``before`` (PostgreSQL only) is a
+        data-modifying statement and its parameters run in the same statement, first:
+        rows that belong with the messages, stored with them in one round trip. Without
+        ``resolve_ids`` a deduplicated message's id is not looked up (one round trip less).
         """
         if not messages:
             return []
@@ -179,26 +188,31 @@ class Storage:
         # itself (one round trip in autocommit); SQLite batches its inserts in a transaction.
         atomic = transaction.atomic(using=self.alias) if not self.is_postgres else nullcontext()
         with atomic, self.connection.cursor() as cursor:
+            first, first_params = ("", []) if before is None else (
+                f"first AS ({before[0]}), ", before[1]
+            )
             if self.is_postgres and len(messages) == 1:
                 cursor.execute(
-                    f"WITH ins AS (INSERT INTO clusterkit_message ({MESSAGE_COLUMNS}) VALUES "
-                    "(%s, %s, %s, %s, %s, %s, 0, %s, %s, %s, %s, %s, NULL, 0, false) "
+                    f"WITH {first}ins AS (INSERT INTO clusterkit_message ({MESSAGE_COLUMNS}) "
+                    "VALUES (%s, %s, %s, %s, %s, %s, 0, %s, %s, %s, %s, %s, NULL, 0, false) "
                     "ON CONFLICT (message_key) DO NOTHING RETURNING 1) SELECT pg_notify(%s, %s)",
-                    [*messages[0].row(), WAKE_CHANNEL, messages[0].shard_group],
+                    [*first_params, *messages[0].row(), WAKE_CHANNEL, messages[0].shard_group],
                 )
             elif self.is_postgres:
                 casts = ", ".join(f"%s::{t}[]" for t in PG_TYPES)
                 columns = list(zip(*(m.row() for m in messages), strict=True))
                 groups = sorted({m.shard_group for m in messages})
                 cursor.execute(
-                    f"WITH ins AS (INSERT INTO clusterkit_message ({MESSAGE_COLUMNS}) "
+                    f"WITH {first}ins AS (INSERT INTO clusterkit_message ({MESSAGE_COLUMNS}) "
                     "SELECT c0, c1, c2, c3, c4, c5, 0, c6, c7, c8, c9, c10, NULL, 0, false "
                     f"FROM unnest({casts}) AS t(c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10) "
                     "ON CONFLICT (message_key) DO NOTHING RETURNING 1) "
                     "SELECT pg_notify(%s, g) FROM unnest(%s::text[]) AS g",
-                    [*(list(col) for col in columns), WAKE_CHANNEL, groups],
+                    [*first_params, *(list(col) for col in columns), WAKE_CHANNEL, groups],
                 )
             else:
+                if before is not None:
+                    raise ValueError("Storage.save(before=...) needs PostgreSQL")
                 cursor.executemany(
                     f"INSERT INTO clusterkit_message ({MESSAGE_COLUMNS}) VALUES "
                     "(%s, %s, %s, %s, %s, %s, 0, %s, %s, %s, %s, %s, NULL, 0, 0) "
@@ -207,7 +221,7 @@ class Storage:
                 )
             ids = [m.id for m in messages]
             keyed = [(i, m.message_key) for i, m in enumerate(messages) if m.message_key]
-            if keyed:
+            if keyed and resolve_ids:
                 stored: dict[str, int] = {}
                 for part in chunks([k for _, k in keyed], SQLITE_CHUNK):
                     clause, params = self._in(part)

@@ -14,8 +14,10 @@ import asyncio
 import contextvars
 import dataclasses
 import datetime as dt
+import functools
 import hashlib
 import inspect
+import json
 import random
 import time
 import traceback
@@ -25,7 +27,7 @@ from typing import Any
 
 import msgspec
 from asgiref.sync import sync_to_async
-from django.db import close_old_connections, transaction
+from django.db import transaction
 from django.db.models.functions import Now
 from django.utils.module_loading import import_string
 
@@ -34,6 +36,7 @@ from clusterkit.models import Message, Reply, ReplyStatus
 from clusterkit.sharding import stable_hash
 from clusterkit.storage import Storage, message_key
 
+from . import signals
 from .conf import job_settings
 from .models import Job
 
@@ -113,13 +116,11 @@ class JobState:
 
 
 async def in_thread(func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    """Run sync ``func`` on a worker thread with a usable database connection."""
+    """Run sync ``func`` on a handler thread with the caller's context and a usable
+    database connection."""
+    from clusterkit.runner import in_handler_thread
 
-    def run() -> Any:
-        close_old_connections()
-        return func(*args, **kwargs)
-
-    return await sync_to_async(contextvars.copy_context().run, thread_sensitive=False)(run)
+    return await in_handler_thread(functools.partial(func, *args, **kwargs))
 
 
 def _queue_group(entity_id: str) -> str:
@@ -158,41 +159,30 @@ class JobEntity(Entity):
 
     @rpc(persisted=True)
     async def attempt(self, job: Attempt) -> Outcome:
-        from . import signals
-
         worker = f"runner-{snowflake.generator.machine_id}"
         started = time.time()
         self.cancel, self.running = asyncio.Event(), job.job_id
         token = _cancel_event.set(self.cancel)
         try:
-            await signals.started(job, worker, started)
             with tracing.span(f"job {job.name}", {
                 "clusterkit.job.id": job.job_id, "clusterkit.job.queue": job.queue,
                 "clusterkit.job.attempt": job.attempt,
             }):  # fmt: skip
-                value = await self._run(job)
-            outcome = Outcome(status=SUCCESSFUL, attempt=job.attempt, worker_id=worker,
-                              started_at=started, finished_at=time.time(), return_value=value)
+                func, takes_context = resolve(job.name)
+                takes_context = takes_context or job.takes_context
+                if inspect.iscoroutinefunction(func):
+                    outcome = await _run_async(job, func, takes_context, worker, started)
+                else:  # the signals, the task and its context in one trip to a thread
+                    outcome = await in_thread(_run_sync, job, func, takes_context, worker, started)
         except Exception as exc:
             outcome = await self._failed(job, exc, worker, started)
+            if outcome.status != RETRYING:
+                await in_thread(signals.send_finished, job, outcome)
         finally:
             _cancel_event.reset(token)
             self.cancel = self.running = None
         metrics.job_finished(job.queue, outcome.status, outcome.finished_at - started)
-        if outcome.status != RETRYING:
-            await signals.finished(job, outcome)
         return outcome
-
-    async def _run(self, job: Attempt) -> Any:
-        func, takes_context = resolve(job.name)
-        args = list(job.args)
-        if takes_context or job.takes_context:
-            from .results import context_for
-
-            args.insert(0, await in_thread(context_for, job.job_id))
-        if inspect.iscoroutinefunction(func):
-            return msgspec.to_builtins(await func(*args, **job.kwargs))
-        return msgspec.to_builtins(await in_thread(func, *args, **job.kwargs))
 
     async def _failed(self, job: Attempt, exc: Exception, worker: str, started: float) -> Outcome:
         retryable = not isinstance(exc, JobCancelled) and (
@@ -217,6 +207,52 @@ class JobEntity(Entity):
             return False
         self.cancel.set()
         return True
+
+
+def _args(job: Attempt, takes_context: bool) -> list[Any]:
+    """The task's positional arguments, led by its ``TaskContext`` if it takes one."""
+    if not takes_context:
+        return list(job.args)
+    from .results import context_for
+
+    return [context_for(job.job_id), *job.args]
+
+
+def _succeeded(job: Attempt, value: Any, worker: str, started: float) -> Outcome:
+    """The outcome of an attempt that returned ``value``, its ``task_finished`` sent."""
+    outcome = Outcome(status=SUCCESSFUL, attempt=job.attempt, worker_id=worker,
+                      started_at=started, finished_at=time.time(),
+                      return_value=msgspec.to_builtins(value))
+    signals.send_finished(job, outcome)
+    return outcome
+
+
+def _run_sync(
+    job: Attempt, func: Callable[..., Any], takes_context: bool, worker: str, started: float
+) -> Outcome:
+    """A sync task's attempt, on a database thread: signals, arguments, the call."""
+    signals.send_started(job, worker, started)
+    return _succeeded(job, func(*_args(job, takes_context), **job.kwargs), worker, started)
+
+
+async def _run_async(
+    job: Attempt, func: Callable[..., Any], takes_context: bool, worker: str, started: float
+) -> Outcome:
+    """An async task's attempt: the signals and the context on a thread, the call here."""
+    threaded = signals.need_thread(job)
+    if takes_context or threaded:
+        args = await in_thread(_started, job, takes_context, worker, started)
+    else:
+        args = _started(job, False, worker, started)
+    value = await func(*args, **job.kwargs)
+    if threaded:
+        return await in_thread(_succeeded, job, value, worker, started)
+    return _succeeded(job, value, worker, started)
+
+
+def _started(job: Attempt, takes_context: bool, worker: str, started: float) -> list[Any]:
+    signals.send_started(job, worker, started)
+    return _args(job, takes_context)
 
 
 def _is_instance(exc: BaseException, path: str) -> bool:
@@ -303,13 +339,48 @@ def enqueue_many(jobs: list[NewJob]) -> list[Job]:
         )
         due = int(new.run_after.timestamp() * 1000) if new.run_after else None
         calls.append((row.entity_id, payload, due, new.priority))
-    with transaction.atomic():
-        Job.objects.bulk_create(rows, ignore_conflicts=True)
-        _send_attempts(calls)
+    storage = Storage()
+    if storage.is_postgres and not storage.connection.in_atomic_block:
+        _send_attempts(calls, before=_insert_jobs(rows))  # one statement, one round trip
+    else:
+        with transaction.atomic():
+            Job.objects.bulk_create(rows, ignore_conflicts=True)
+            _send_attempts(calls)
     return rows
 
 
-def _send_attempts(calls: list[tuple[str, Attempt, int | None, int]]) -> None:
+def _insert_jobs(rows: list[Job]) -> tuple[str, list[Any]]:
+    """An ``INSERT … ON CONFLICT DO NOTHING`` of ``rows`` (PostgreSQL), as SQL and params,
+    to run in the statement that stores their first attempts."""
+    fields, columns, casts = _job_columns()
+    names = ", ".join(f"c{i}" for i in range(len(fields)))
+    head = f"INSERT INTO {Job._meta.db_table} ({columns}, enqueued_at) "
+    values = [
+        [json.dumps(getattr(r, f.attname)) if f.get_internal_type() == "JSONField"
+         else getattr(r, f.attname) for f in fields]
+        for r in rows
+    ]
+    if len(rows) == 1:  # plain values: no arrays to build
+        marks = ", ".join("%s" for _ in fields)
+        return f"{head}VALUES ({marks}, now()) ON CONFLICT DO NOTHING", values[0]
+    sql = (f"{head}SELECT {names}, now() FROM unnest({casts}) AS t({names}) "
+           "ON CONFLICT DO NOTHING")
+    return sql, [list(column) for column in zip(*values, strict=True)]
+
+
+@functools.cache
+def _job_columns() -> tuple[list[Any], str, str]:
+    """The job fields stored by :func:`_insert_jobs`, their column list and array casts."""
+    connection = Storage().connection
+    fields = [f for f in Job._meta.concrete_fields if f.name != "enqueued_at"]
+    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
+    casts = ", ".join(f"%s::{f.db_type(connection)}[]" for f in fields)
+    return fields, columns, casts
+
+
+def _send_attempts(
+    calls: list[tuple[str, Attempt, int | None, int]], before: tuple[str, list[Any]] | None = None
+) -> None:
     from clusterkit import context
     from clusterkit.sharding import shard_for
     from clusterkit.storage import OutgoingMessage
@@ -332,7 +403,7 @@ def _send_attempts(calls: list[tuple[str, Attempt, int | None, int]]) -> None:
         )
         for entity_id, a, due, priority in calls
     ]
-    Storage().save(messages)
+    Storage().save(messages, before=before, resolve_ids=False)
     from clusterkit.client import _embedded
 
     transaction.on_commit(_embedded)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from typing import Any
 
 from django.utils.module_loading import import_string
@@ -23,6 +24,7 @@ def _when(seconds: float | None) -> dt.datetime | None:
     return dt.datetime.fromtimestamp(seconds, dt.UTC) if seconds else None
 
 
+@functools.lru_cache(maxsize=1024)
 def _task(name: str, queue: str, priority: int, backend: str) -> Task:
     task = import_string(name)
     if not isinstance(task, Task):
