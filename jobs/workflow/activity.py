@@ -2,8 +2,9 @@
 
 ``@activity`` wraps a sync or async function. Called inside a workflow it runs at most
 until one attempt succeeds, retried with backoff by its :class:`~clusterkit.RetryPolicy`;
-every attempt is recorded on the step, and the result is stored, so a replay returns it
-without running the function again. Called outside a workflow it is a plain call.
+every attempt is recorded on the step (and is a tracing span, ``activity <name>``), and
+the result is stored, so a replay returns it without running the function again. Called
+outside a workflow it is a plain call.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 
 import msgspec
 
-from clusterkit import RetryPolicy
+from clusterkit import RetryPolicy, tracing
 from jobs.engine import in_thread
 
 from . import history, replay
@@ -112,7 +113,10 @@ class Activity:
             number = len(attempts) + 1
             started = time.time()
             try:
-                with _span(self.name, run.execution_id, number):
+                with tracing.span(f"activity {self.name}", {
+                    "workflow.execution_id": run.execution_id, "workflow.activity": self.name,
+                    "workflow.activity.attempt": number,
+                }):
                     value = msgspec.to_builtins(await call(self.func, *args, **kwargs))
             except Exception as exc:
                 kind, text = error_text(exc)
@@ -139,21 +143,6 @@ class Activity:
             if row.state == ERROR:
                 raise ActivityFailed(self.name, row.error_type, row.error)
             return decode(row.result, hint)
-
-
-def _span(name: str, execution_id: str, attempt: int) -> Any:
-    """A tracing span around one attempt, when ``clusterkit.tracing`` provides one."""
-    import contextlib
-
-    try:
-        from clusterkit import tracing  # type: ignore[attr-defined]
-    except ImportError:
-        return contextlib.nullcontext()
-    span = getattr(tracing, "span", None)
-    if span is None:
-        return contextlib.nullcontext()
-    return span(f"activity {name}", {"workflow.execution_id": execution_id,
-                                      "workflow.activity.attempt": attempt})
 
 
 @typing.overload
