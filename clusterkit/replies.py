@@ -118,7 +118,7 @@ class ReplyHub:
     def _listen(self) -> None:
         import psycopg
 
-        conn = psycopg.connect(_conninfo(self.alias), autocommit=True)
+        conn = psycopg.connect(conninfo(self.alias), autocommit=True)
         try:
             conn.execute(f"LISTEN {REPLY_CHANNEL}")
             interval = float(cluster_settings.REPLY_POLL_INTERVAL)
@@ -151,7 +151,7 @@ class ReplyHub:
             self.resolve(request_id, (status, payload))
 
 
-def _conninfo(alias: str) -> str:
+def conninfo(alias: str) -> str:
     """A libpq connection string for the database behind ``alias``."""
     from psycopg.conninfo import make_conninfo
 

@@ -166,11 +166,11 @@ class Runner:
             return await self.db(self._run_sync_query, query, pool=self._claim_pool)
         import psycopg
 
-        from .replies import _conninfo
+        from .replies import conninfo
 
         if self._claim_conn is None or self._claim_conn.closed:
             self._claim_conn = await psycopg.AsyncConnection.connect(
-                _conninfo(self.alias), autocommit=True
+                conninfo(self.alias), autocommit=True
             )
             await self._claim_conn.execute("SET synchronous_commit = off")
         try:
@@ -791,14 +791,14 @@ class Runner:
             return
         import psycopg
 
-        from .replies import _conninfo
+        from .replies import conninfo
 
         # Not cancelled from outside: cancelling psycopg's notifies() can leave the
         # connection locked, so the loop wakes every second and ends when stopping.
         while not self.stopping:
             try:
                 conn = await psycopg.AsyncConnection.connect(
-                    _conninfo(self.alias), autocommit=True
+                    conninfo(self.alias), autocommit=True
                 )
                 async with conn:
                     await conn.execute(f"LISTEN {WAKE_CHANNEL}")

@@ -42,8 +42,14 @@ CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
         "CONFIG": {"hosts": [REDIS_URL]},
-    }
+    },
+    # Streaming fan-out: one PUBLISH per event and process (gaps are filled from the log).
+    "streaming": {
+        "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+        "CONFIG": {"hosts": [REDIS_URL]},
+    },
 }
+STREAMING = {"CHANNEL_LAYER": "streaming"}
 CACHES = {
     "default": {
         "BACKEND": "django_redis.cache.RedisCache",

@@ -13,6 +13,7 @@ from .base import BASE_DIR
 BACKEND = os.environ.get("CLUSTERKIT_TEST_BACKEND", "embedded")
 DB_NAME = os.environ.get("CLUSTERKIT_TEST_DB_NAME")
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/15")
+STREAMING: dict[str, object] = {}
 
 if BACKEND == "postgres":
     DATABASES = {
@@ -30,8 +31,13 @@ if BACKEND == "postgres":
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
             "CONFIG": {"hosts": [REDIS_URL]},
-        }
+        },
+        "streaming": {  # as settings.prod: streaming fans out over Redis pub/sub
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "CONFIG": {"hosts": [REDIS_URL]},
+        },
     }
+    STREAMING = {"CHANNEL_LAYER": "streaming"}
     CACHES = {"default": {"BACKEND": "django_redis.cache.RedisCache", "LOCATION": REDIS_URL}}
 elif BACKEND == "embedded":
     sqlite_path = DB_NAME or str(BASE_DIR / "test-clusterkit.sqlite3")

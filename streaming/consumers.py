@@ -64,7 +64,8 @@ async def open_subscription(
     tenant = await aresolve_tenant(scope)
     if not await authorize(scope, tenant, name):
         raise Refused(403, "forbidden", f"not allowed to read {name!r}")
-    sub = Subscription(tenant, name)
+    sub = Subscription(tenant, name, transport="websocket" if scope["type"] == "websocket"
+                       else "sse")
     await sub.start(last_seen)
     return sub
 
@@ -240,6 +241,10 @@ class StreamSocketConsumer(AsyncWebsocketConsumer):
             raise
         except Exception:
             logger.warning("WebSocket stream of %s failed", sub.key, exc_info=True)
+            if self.subs.get(sub.channel, (None,))[0] is sub:  # so it can be subscribed again
+                del self.subs[sub.channel]
+            with contextlib.suppress(Exception):
+                await sub.stop()
             with contextlib.suppress(Exception):
                 await self._error("internal", "the stream failed; subscribe again", sub.channel)
 

@@ -86,7 +86,9 @@ class Stream(Entity):
             return self.keys[key]
         seq = last + 1
         try:
-            created = await _db(log.insert, self.tenant, self.channel, seq, event, data, key)
+            created = await log.ainsert(self.tenant, self.channel, seq, event, data, key)
+            if created is None:
+                created = await _db(log.insert, self.tenant, self.channel, seq, event, data, key)
         except (IntegrityError, DatabaseError):
             self.last_seq = None  # another writer, or a failed write: reload, then retry
             raise

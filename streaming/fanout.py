@@ -29,6 +29,8 @@ from typing import Any
 from channels.db import database_sync_to_async
 from channels.layers import InMemoryChannelLayer, get_channel_layer
 
+from clusterkit import metrics
+
 from . import log
 from .conf import streaming_settings
 from .events import Event, Reset
@@ -165,15 +167,21 @@ class Hub:
     async def _receive(self) -> None:
         current = layer()
         assert self.channel_name is not None
+        pause = 0.05
         while True:
             try:
                 message = await current.receive(self.channel_name)
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                logger.warning("streaming hub: layer receive failed", exc_info=True)
-                await asyncio.sleep(1.0)
+            except TimeoutError:  # an idle blocking read gave up: read again at once
                 continue
+            except Exception:  # the layer is down: back off; subscribers fill gaps later
+                logger.warning("streaming hub: layer receive failed; retrying in %.2f s",
+                               pause, exc_info=True)
+                await asyncio.sleep(pause)
+                pause = min(2.0, pause * 2)
+                continue
+            pause = 0.05
             if message.get("type") != "streaming.event" or message.get("o") == ORIGIN:
                 continue
             try:
@@ -221,7 +229,10 @@ class Hub:
             return
         if last > stream.last_seq and self.streams.get(key) is stream:
             self.stats["tail_fill"] += 1
-            for ev in await self.fetch(key[0], key[1], stream.last_seq):
+            filled = await self.fetch(key[0], key[1], stream.last_seq)
+            for sub in stream.subs:
+                metrics.stream_gap_filled(sub.transport, len(filled))
+            for ev in filled:
                 self.deliver(ev, False)
 
     async def fetch(self, tenant: str, channel: str, after: int) -> list[Event]:
@@ -252,9 +263,11 @@ class Subscription:
     """
 
     def __init__(
-        self, tenant: str, channel: str, *, buffer: int | None = None, hub: Hub | None = None
+        self, tenant: str, channel: str, *, buffer: int | None = None, hub: Hub | None = None,
+        transport: str = "sse",
     ) -> None:
         self.tenant, self.channel = tenant, channel
+        self.transport = transport  # "sse" or "websocket": the label of its metrics
         self.key = (tenant, channel)
         self.hub = hub or get_hub()
         size = int(streaming_settings.SUBSCRIBER_BUFFER if buffer is None else buffer)
@@ -265,6 +278,7 @@ class Subscription:
         self.filled = 0  # events read from the log instead of the buffer
         self._wake = asyncio.Event()
         self._pending: list[Item] = []
+        self._gap = False  # reading from the log because the buffer or the layer lost events
         self.started = False
 
     async def start(self, last_seen: int | None) -> None:
@@ -275,6 +289,7 @@ class Subscription:
         """
         await self.hub.subscribe(self)
         self.started = True
+        metrics.stream_subscribed(self.transport)
         try:
             oldest, last = await database_sync_to_async(log.bounds)(self.tenant, self.channel)
         except BaseException:
@@ -294,12 +309,14 @@ class Subscription:
         """Leave the hub."""
         if self.started:
             self.started = False
+            metrics.stream_unsubscribed(self.transport)
             await self.hub.unsubscribe(self)
 
     def offer(self, ev: Event) -> None:
         """Buffer ``ev``; a full buffer drops its oldest event (refetched when read)."""
         if len(self.buffer) == self.buffer.maxlen:
             self.dropped += 1
+            metrics.stream_dropped(self.transport)
         self.buffer.append(ev)
         self._wake.set()
 
@@ -325,6 +342,7 @@ class Subscription:
                 if ev.seq > self.next_seq:  # a gap: the layer or our buffer dropped events
                     self.buffer.appendleft(ev)
                     self.backlog_to = ev.seq - 1
+                    self._gap = True
                     break
                 out.append(ev)
                 self.next_seq += 1
@@ -358,4 +376,7 @@ class Subscription:
             out.append(ev)
             self.next_seq += 1
         self.filled += len(out)
+        if self._gap:
+            metrics.stream_gap_filled(self.transport, len(out))
+            self._gap = self.backlog_to >= self.next_seq
         return out

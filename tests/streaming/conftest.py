@@ -19,7 +19,7 @@ CONFIG = {
 
 @pytest.fixture(autouse=True)
 def streaming_config(settings: Any) -> Iterator[dict[str, Any]]:
-    settings.STREAMING = dict(CONFIG)
+    settings.STREAMING = {**settings.STREAMING, **CONFIG}  # the layer alias of settings.test
     yield settings.STREAMING
 
 

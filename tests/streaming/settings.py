@@ -3,11 +3,12 @@
 import os
 
 from settings.test import *  # noqa: F403
-from settings.test import CLUSTERKIT
+from settings.test import CLUSTERKIT, STREAMING
 
 ASGI_APPLICATION = "tests.streaming.asgi.application"
 ROOT_URLCONF = "tests.streaming.urls"
 STREAMING = {
+    **STREAMING,
     "TENANT_RESOLVER": "tests.streaming.support.tenant_from_header",
     "AUTHORIZE": "streaming.auth.allow_all",
     "HEARTBEAT_INTERVAL": 1.0,

@@ -13,6 +13,14 @@ from streaming.models import StreamEvent
 
 from .support import FakeUser, SSEClient, sse_app
 
+
+def sample(name: str, transport: str = "sse") -> float:
+    """The current value of a streaming metric of this process."""
+    from prometheus_client import REGISTRY
+
+    return REGISTRY.get_sample_value(name, {"transport": transport}) or 0.0
+
+
 pytestmark = pytest.mark.django_db(transaction=True)
 T1 = [(b"x-tenant", b"t1")]
 T2 = [(b"x-tenant", b"t2")]
@@ -189,9 +197,12 @@ async def test_slow_subscriber_with_a_tiny_buffer_sees_every_event(
         await original(self, body, more_body=more_body)
 
     monkeypatch.setattr(EventStreamConsumer, "send_body", slow_send_body)
+    before = {name: sample(name) for name in
+              ("clusterkit_stream_subscribers", "clusterkit_stream_events_dropped_total")}
     client = SSEClient(sse_app(), f"/streams/{chan}/events/", T1)
     await client.open()
     await subscribed(chan)
+    assert sample("clusterkit_stream_subscribers") == before["clusterkit_stream_subscribers"] + 1
     [sub] = get_hub().streams[("t1", chan)].subs
     for i in range(60):
         await streaming.apublish(chan, "tick", i, tenant="t1")
@@ -201,14 +212,20 @@ async def test_slow_subscriber_with_a_tiny_buffer_sees_every_event(
     assert [int(e.id or 0) for e in events] == list(range(1, 62))
     assert [json.loads(e.data or "") for e in events] == list(range(61))
     assert sub.dropped > 0 and sub.filled > 0  # the buffer did overflow, the log filled it
+    assert sample("clusterkit_stream_events_dropped_total") == (
+        before["clusterkit_stream_events_dropped_total"] + sub.dropped
+    )
     await client.close()
+    await asyncio.sleep(0.2)
+    assert sample("clusterkit_stream_subscribers") == before["clusterkit_stream_subscribers"]
 
 
 async def test_layer_drops_are_filled_from_the_log(chan):
     """Offer 1, 2, 5, 4, 7 (3 and 6 "lost by the layer"): the reader gets 1..7 in order."""
     for seq in range(1, 8):
         await StreamEvent.objects.acreate(tenant="t1", channel=chan, seq=seq, event="e", data=seq)
-    sub = Subscription("t1", chan, buffer=100)
+    filled_before = sample("clusterkit_stream_events_gap_filled_total", "websocket")
+    sub = Subscription("t1", chan, buffer=100, transport="websocket")
     await sub.start(0)
     sub.backlog_to = 0  # pretend the log replay was already served up to 0
     from streaming.events import Event
@@ -220,5 +237,7 @@ async def test_layer_drops_are_filled_from_the_log(chan):
         got.extend(item.seq for item in await sub.read(timeout=2))
     assert got == [1, 2, 3, 4, 5, 6, 7]
     assert sub.filled >= 2
+    gap_filled = sample("clusterkit_stream_events_gap_filled_total", "websocket") - filled_before
+    assert gap_filled == sub.filled
     assert await sub.read(timeout=0.1) == []
     await sub.stop()

@@ -125,3 +125,28 @@ async def test_authorization_and_tenant_isolation(streams, chan, configure):
     assert {f["type"] for f in rest} <= {"heartbeat"}
     for comm in (anon, bob):
         await comm.disconnect()
+
+
+async def test_a_failed_stream_can_be_subscribed_again(streams, chan, monkeypatch):
+    from streaming.fanout import Subscription
+
+    comm = await connect()
+    read = Subscription.read
+    failures = [RuntimeError("the log went away")]
+
+    async def failing_once(self: Subscription, timeout: float | None = None) -> list[Any]:
+        if failures:
+            raise failures.pop()
+        return await read(self, timeout)
+
+    monkeypatch.setattr(Subscription, "read", failing_once)
+    await comm.send_json_to({"type": "subscribe", "channel": chan})
+    assert (await comm.receive_json_from(10))["type"] == "subscribed"
+    error = await comm.receive_json_from(10)
+    assert (error["type"], error["code"], error["channel"]) == ("error", "internal", chan)
+    await comm.send_json_to({"type": "subscribe", "channel": chan, "last_seq": 0})
+    assert (await comm.receive_json_from(10))["type"] == "subscribed"
+    await subscribed(chan)
+    await streaming.apublish(chan, "a", 1, tenant="t1")
+    assert [f["seq"] for f in await frames(comm, 1)] == [1]
+    await comm.disconnect()
