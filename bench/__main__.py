@@ -13,6 +13,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 SUITES = {
     "core": "bench.core",  # the clusterkit core vs Procrastinate and Redis (bench/core.py)
+    "streaming": "bench.streaming",  # SSE latency and fan-out vs django-eventstream
     "jobs": "bench.jobs",  # jobs vs Procrastinate, django-tasks-db and Celery (bench/jobs.py)
     "ratelimit": "bench.ratelimit",  # the rate limiter vs EVALSHA and django-ratelimit
     "workflows": "bench.workflows",  # durable workflows vs DBOS (bench/workflows.py)
