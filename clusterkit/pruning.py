@@ -1,6 +1,7 @@
 """Retention: the pruners that delete old records, run together hourly by one runner.
 
-The core prunes processed messages past ``RETENTION``; apps add their own with
+The core prunes processed messages past ``RETENTION`` and forgets runners silent for ten
+lease lifetimes (killed ones leave their row behind); apps add their own with
 :func:`register` (jobs prunes finished jobs past ``JOBS['RESULT_RETENTION']``).
 """
 
@@ -9,7 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from . import snowflake
+from . import leases, snowflake
 from .conf import cluster_settings
 from .storage import Storage
 
@@ -33,4 +34,5 @@ def prune_all() -> dict[str, int]:
     """One pass: each app's pruner first (they may read messages), then the messages."""
     counts = {name: func() for name, func in pruners.items()}
     counts["messages"] = prune_messages()
+    counts["dead runners"] = leases.forget_dead(float(cluster_settings.SHARD_LEASE_TTL))
     return counts

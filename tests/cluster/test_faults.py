@@ -176,18 +176,26 @@ class OwnershipMonitor(threading.Thread):
         self.join(10)
 
     def handover(self, after: float, gone: int) -> tuple[float, float]:
-        """After ``after``: (seconds until ``gone`` held nothing, then until all were held)."""
-        released = owned = None
-        for t, owners in self.samples:
-            if t < after:
-                continue
-            if released is None and owners.get(gone, 0) == 0 and -1 not in owners:
-                released = t
-            if released is not None and sum(owners.values()) == SHARDS:
-                owned = t
-                break
-        assert released is not None and owned is not None, "no complete hand-over sampled"
-        return released - after, owned - released
+        """After ``after``: (seconds until ``gone`` held nothing, then until all were held).
+
+        The caller saw every shard owned a moment ago; the samples of that moment may
+        still be on their way, so they are awaited for a few seconds.
+        """
+        deadline = time.monotonic() + 5
+        while True:
+            released = owned = None
+            for t, owners in list(self.samples):
+                if t < after:
+                    continue
+                if released is None and owners.get(gone, 0) == 0 and -1 not in owners:
+                    released = t
+                if released is not None and sum(owners.values()) == SHARDS:
+                    owned = t
+                    break
+            if released is not None and owned is not None:
+                return released - after, owned - released
+            assert time.monotonic() < deadline, "no complete hand-over sampled"
+            time.sleep(0.05)
 
 
 def report(record_property: Record, name: str, value: float | str) -> None:

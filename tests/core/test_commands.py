@@ -48,6 +48,31 @@ def test_prune_deletes_processed_messages_and_replies(runner: Runner) -> None:
     assert not Message.objects.exists() and not Reply.objects.exists()
 
 
+def test_prune_forgets_runners_long_silent(runner: Runner) -> None:
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from clusterkit import leases, pruning
+    from clusterkit.models import Runner as RunnerRow
+
+    dead = leases.register("127.0.0.1:1", ["default"], 1.0, "old")
+    silent = leases.register("127.0.0.1:2", ["default"], 1.0, "old")
+    RunnerRow.objects.filter(pk=dead.pk).update(
+        last_heartbeat=timezone.now() - dt.timedelta(hours=1)
+    )
+    RunnerRow.objects.filter(pk=silent.pk).update(  # within ten lease lifetimes (TTL 3 s)
+        last_heartbeat=timezone.now() - dt.timedelta(seconds=20)
+    )
+    assert "forgot 1 runners" in run("prune")
+    assert set(RunnerRow.objects.values_list("pk", flat=True)) == {runner.runner_id, silent.pk}
+    RunnerRow.objects.filter(pk=silent.pk).update(
+        last_heartbeat=timezone.now() - dt.timedelta(hours=1)
+    )
+    assert pruning.prune_all()["dead runners"] == 1
+    assert list(RunnerRow.objects.values_list("pk", flat=True)) == [runner.runner_id]
+
+
 def test_status_names_where_singletons_run(runner: Runner) -> None:
     from clusterkit.singleton import singleton, singletons
 

@@ -8,7 +8,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db.models import Count, Q
 
-from clusterkit import dashboard, pruning
+from clusterkit import dashboard, leases, pruning
 from clusterkit.conf import cluster_settings
 from clusterkit.models import Message, Runner, ShardLease
 
@@ -79,3 +79,5 @@ class Command(BaseCommand):
         deleted = pruning.prune_messages(age)
         age = float(cluster_settings.RETENTION if age is None else age)
         self.stdout.write(f"deleted {deleted} processed messages older than {age:.0f}s")
+        dead = leases.forget_dead(float(cluster_settings.SHARD_LEASE_TTL))
+        self.stdout.write(f"forgot {dead} runners silent for ten lease lifetimes")
