@@ -25,14 +25,18 @@ class RpcSpec:
     """Everything known about one rpc of an entity type."""
 
     def __init__(
-        self, func: Callable[..., Any], *, persisted: bool, name: str | None, exclusive: bool = True
+        self, func: Callable[..., Any], *, persisted: bool, name: str | None,
+        exclusive: bool = True, batch: str | None = None,
     ) -> None:
         self.func = func
         self.name = name or func.__name__
         self.persisted = persisted
         self.exclusive = exclusive
+        self.batch = batch
         if persisted and not exclusive:
             raise TypeError(f"rpc {self.name}: only volatile rpcs can be non-exclusive")
+        if batch is not None and not persisted:
+            raise TypeError(f"rpc {self.name}: only persisted rpcs can be batched")
         self.is_async = inspect.iscoroutinefunction(func)
         self.signature = inspect.signature(func)
         params = list(self.signature.parameters.values())[1:]  # drop self
@@ -141,7 +145,8 @@ class RpcMethod:
 def rpc(func: Callable[..., Any], /) -> RpcMethod: ...
 @overload
 def rpc(
-    *, persisted: bool = False, name: str | None = None, exclusive: bool = True
+    *, persisted: bool = False, name: str | None = None, exclusive: bool = True,
+    batch: str | None = None,
 ) -> Callable[[Callable[..., Any]], RpcMethod]: ...
 
 
@@ -152,15 +157,24 @@ def rpc(
     persisted: bool = False,
     name: str | None = None,
     exclusive: bool = True,
+    batch: str | None = None,
 ) -> RpcMethod | Callable[[Callable[..., Any]], RpcMethod]:
     """Mark an entity method as an rpc: ``@rpc`` (volatile) or ``@rpc(persisted=True)``.
 
     ``exclusive=False`` (volatile only) runs the handler at once, beside whatever the
     instance is handling, instead of queueing it in the mailbox: for control messages
     such as "cancel what you are doing".
+
+    ``batch="method_name"`` (persisted only) names an async method of the entity that
+    takes several calls at once: consecutive calls of this rpc waiting in the mailbox are
+    handed to it together as a list of keyword dicts (in order, with the first call's
+    request context), and it returns their results in the same order. If it raises,
+    each call is handled on its own by the rpc, with its retries.
     """
 
     def wrap(f: Callable[..., Any]) -> RpcMethod:
-        return RpcMethod(RpcSpec(f, persisted=persisted, name=name, exclusive=exclusive))
+        return RpcMethod(
+            RpcSpec(f, persisted=persisted, name=name, exclusive=exclusive, batch=batch)
+        )
 
     return wrap(func) if func is not None else wrap

@@ -43,6 +43,7 @@ T = TypeVar("T")
 ShardKey = tuple[str, int]
 VERSION = "0.1.0"
 REBALANCE = "-rebalance-"
+BATCH_LIMIT = 256  # calls handed to a batched rpc's batch method at once
 
 # Runners living in this process, by machine id: callers here skip the network.
 local_runners: dict[int, Runner] = {}
@@ -561,9 +562,18 @@ class Runner:
         try:
             while active.queue:
                 envelope = active.queue.popleft()
+                batch = [envelope]
+                if envelope.spec.batch is not None and envelope.message is not None:
+                    while (active.queue and len(batch) < BATCH_LIMIT
+                           and active.queue[0].spec is envelope.spec
+                           and active.queue[0].message is not None):
+                        batch.append(active.queue.popleft())
                 active.busy += 1
                 try:
-                    await self._handle(active, envelope)
+                    if len(batch) > 1:
+                        await self._handle_batch(active, batch)
+                    else:
+                        await self._handle(active, envelope)
                 finally:
                     active.busy -= 1
         finally:
@@ -630,6 +640,44 @@ class Runner:
             self._finish(env, ReplyStatus.SUCCESS, payload, None)
             m.processed.inc()
             return
+
+    async def _handle_batch(self, active: Active, batch: list[Envelope]) -> None:
+        """Hand consecutive calls of a batched rpc to its batch method together; when it
+        fails, each call is handled on its own (with the rpc's retries)."""
+        spec = batch[0].spec
+        assert spec.batch is not None
+        m = metrics.for_entity(active.cls.entity_type)
+        try:
+            calls = [spec.decode_args(env.payload) for env in batch]
+            ctx = context.from_headers(
+                batch[0].headers,
+                context.ClusterState(
+                    active.shard[0], active.shard[1], self.runner_id, active.cls.entity_type,
+                    active.entity_id,
+                ),
+            )
+            if active.instance is None:
+                active.instance = active.cls.activate(active.entity_id)
+            started = time.perf_counter()
+            with context.use(ctx):
+                results = await getattr(active.instance, spec.batch)(calls)
+            m.handler.observe(time.perf_counter() - started)
+            if len(results) != len(batch):
+                raise ValueError(f"{spec.batch} returned {len(results)} results for "
+                                 f"{len(batch)} calls")
+            payloads = [spec.encode_reply(result) for result in results]
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            logger.info("%s/%s.%s: a batch of %d failed (%r); handling them one by one",
+                        active.cls.entity_type, active.entity_id, spec.batch, len(batch), exc)
+            for env in batch:
+                if not self._gone(active, env):
+                    await self._handle(active, env)
+            return
+        for env, payload in zip(batch, payloads, strict=True):
+            self._finish(env, ReplyStatus.SUCCESS, payload, None)
+            m.processed.inc()
 
     def _gone(self, active: Active, env: Envelope) -> bool:
         """True when the entity's shard was lost meanwhile: its result must not be used."""

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -74,36 +73,58 @@ class Stream(Entity):
                 int(streaming_settings.RETENTION_COUNT), streaming_settings.RETENTION_AGE,
             )
 
-    @rpc(persisted=True)
+    @rpc(persisted=True, batch="append_many")
     async def append(self, event: str, data: Any = None, key: str = "") -> int:
         """Number, store and fan out one event; returns its sequence number.
 
         ``key`` makes a redelivered message (after a crash or a shard move) a no-op that
         returns the first sequence number instead of a duplicate event.
         """
+        [seq] = await self.append_many([{"event": event, "data": data, "key": key}])
+        return seq
+
+    async def append_many(self, calls: list[dict[str, Any]]) -> list[int]:
+        """The appends waiting in the mailbox at once: numbered in order, stored with one
+        INSERT, then fanned out in order; their sequence numbers, in order."""
         last = self.last_seq if self.last_seq is not None else await self._load()
-        if key and key in self.keys:
-            return self.keys[key]
-        seq = last + 1
+        seqs: list[int] = []
+        rows: list[tuple[int, str, Any, str]] = []
+        fresh: dict[str, int] = {}
+        for call in calls:
+            key = str(call.get("key") or "")
+            known = (self.keys.get(key) or fresh.get(key)) if key else None
+            if known is not None:
+                seqs.append(known)
+                continue
+            last += 1
+            rows.append((last, call["event"], call.get("data"), key))
+            seqs.append(last)
+            if key:
+                fresh[key] = last
+        if not rows:
+            return seqs
         try:
-            created = await log.ainsert(self.tenant, self.channel, seq, event, data, key)
+            created = await log.ainsert_many(self.tenant, self.channel, rows)
             if created is None:
-                created = await _db(log.insert, self.tenant, self.channel, seq, event, data, key)
+                created = await _db(log.insert_many, self.tenant, self.channel, rows)
         except (IntegrityError, DatabaseError):
             self.last_seq = None  # another writer, or a failed write: reload, then retry
             raise
-        self.last_seq = seq
-        if key:
+        self.last_seq = last
+        for key, seq in fresh.items():
             self.keys[key] = seq
-            if len(self.keys) > _RECENT_KEYS:
-                self.keys.popitem(last=False)
-        self.appends += 1
-        ev = Event(self.tenant, self.channel, seq, event, encode_data(data), created or time.time())
-        await fanout.fan_out(ev)
-        if self.appends % max(1, int(streaming_settings.PRUNE_EVERY)) == 0:
+        while len(self.keys) > _RECENT_KEYS:
+            self.keys.popitem(last=False)
+        before, self.appends = self.appends, self.appends + len(rows)
+        await fanout.fan_out([
+            Event(self.tenant, self.channel, seq, event, encode_data(data), at)
+            for (seq, event, data, _), at in zip(rows, created, strict=True)
+        ])
+        every = max(1, int(streaming_settings.PRUNE_EVERY))
+        if self.appends // every > before // every:
             with contextlib.suppress(DatabaseError):  # best effort; the next round catches up
                 await self._prune()
-        return seq
+        return seqs
 
     @rpc
     async def head(self) -> int:

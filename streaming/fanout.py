@@ -55,15 +55,23 @@ def uses_network_layer() -> bool:
     return current is not None and not isinstance(current, InMemoryChannelLayer)
 
 
-async def fan_out(ev: Event) -> None:
-    """Deliver an appended event to this process's hubs and, through the layer, to others."""
-    deliver_local(ev)
-    if uses_network_layer():
-        try:
-            await layer().group_send(group_name(ev.tenant, ev.channel), ev.to_message(ORIGIN))
-        except Exception:  # the log has it: subscribers will fill the gap from there
-            logger.warning("group_send of %s/%s#%d failed", ev.tenant, ev.channel, ev.seq,
-                           exc_info=True)
+async def fan_out(events: list[Event]) -> None:
+    """Deliver events appended to one stream, in order, to this process's hubs and, in one
+    layer message, to the others."""
+    for ev in events:
+        deliver_local(ev)
+    if not events or not uses_network_layer():
+        return
+    first = events[0]
+    message: dict[str, object] = (
+        first.to_message(ORIGIN) if len(events) == 1 else
+        {"type": "streaming.events", "o": ORIGIN, "events": [e.to_message("") for e in events]}
+    )
+    try:
+        await layer().group_send(group_name(first.tenant, first.channel), message)
+    except Exception:  # the log has them: subscribers will fill the gap from there
+        logger.warning("group_send of %s/%s#%d-%d failed", first.tenant, first.channel,
+                       first.seq, events[-1].seq, exc_info=True)
 
 
 def deliver_local(ev: Event) -> None:
@@ -182,14 +190,19 @@ class Hub:
                 pause = min(2.0, pause * 2)
                 continue
             pause = 0.05
-            if message.get("type") != "streaming.event" or message.get("o") == ORIGIN:
+            kind = message.get("type")
+            if kind not in ("streaming.event", "streaming.events") or message.get("o") == ORIGIN:
                 continue
             try:
-                ev = Event.from_message(message)
-            except ValueError:
+                items = message["events"] if kind == "streaming.events" else [message]
+                if not isinstance(items, list):
+                    raise ValueError("events is not a list")
+                events = [Event.from_message(item) for item in items]
+            except (ValueError, KeyError, TypeError):
                 logger.warning("streaming hub: malformed layer message dropped")
                 continue
-            self.deliver(ev, False)
+            for ev in events:
+                self.deliver(ev, False)
 
     # -- delivery --------------------------------------------------------------------
 

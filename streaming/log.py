@@ -1,5 +1,5 @@
 """Reading and writing the event log (sync functions, callers pick the thread; and
-:func:`ainsert`, the stream entities' write, on the event loop where it can be)."""
+:func:`ainsert_many`, the stream entities' write, on the event loop where it can be)."""
 
 from __future__ import annotations
 
@@ -54,23 +54,25 @@ def recent_keys(tenant: str, channel: str, limit: int) -> dict[str, int]:
     return dict(rows)
 
 
-def insert(tenant: str, channel: str, seq: int, event: str, data: object, key: str) -> float:
-    """Write one event (autocommit); returns its ``created_at`` as Unix seconds."""
-    row = StreamEvent.objects.create(
-        tenant=tenant, channel=channel, seq=seq, event=event, data=data, key=key
-    )
-    return row.created_at.timestamp()
+Row = tuple[int, str, Any, str]  # (seq, event, data, key)
+
+
+def insert_many(tenant: str, channel: str, rows: list[Row]) -> list[float]:
+    """Write events (one statement, autocommit); their ``created_at`` as Unix seconds."""
+    made = StreamEvent.objects.bulk_create([
+        StreamEvent(tenant=tenant, channel=channel, seq=seq, event=event, data=data, key=key)
+        for seq, event, data, key in rows
+    ])
+    return [row.created_at.timestamp() for row in made]
 
 
 _connections: dict[asyncio.AbstractEventLoop, Any] = {}
 
 
-async def ainsert(
-    tenant: str, channel: str, seq: int, event: str, data: object, key: str
-) -> float | None:
-    """:func:`insert` on PostgreSQL from the event loop, over an async connection of the
-    loop's own (no thread hop, no ORM on the hot path); ``None`` elsewhere: the caller
-    uses :func:`insert` on a thread. Errors come as Django's database errors."""
+async def ainsert_many(tenant: str, channel: str, rows: list[Row]) -> list[float] | None:
+    """:func:`insert_many` on PostgreSQL from the event loop, over an async connection of
+    the loop's own (no thread hop, no ORM on the hot path); ``None`` elsewhere: the caller
+    uses :func:`insert_many` on a thread. Errors come as Django's database errors."""
     if connections["default"].vendor != "postgresql":
         return None
     import psycopg
@@ -81,6 +83,10 @@ async def ainsert(
     for gone in [lp for lp in _connections if lp.is_closed()]:
         _connections.pop(gone).pgconn.finish()  # a finished runner's loop: close at once
     conn = _connections.get(loop)
+    values = ", ".join(["(%s, %s, %s, %s, %s::jsonb, %s, now())"] * len(rows))
+    params: list[Any] = []
+    for seq, event, data, key in rows:
+        params += [tenant, channel, seq, event, None if data is None else json.dumps(data), key]
     try:
         if conn is None or conn.closed:
             conn = _connections[loop] = await psycopg.AsyncConnection.connect(
@@ -92,19 +98,18 @@ async def ainsert(
             await conn.execute("SET synchronous_commit = off")
         cursor = await conn.execute(
             f"INSERT INTO {StreamEvent._meta.db_table} "
-            "(tenant, channel, seq, event, data, key, created_at) "
-            "VALUES (%s, %s, %s, %s, %s::jsonb, %s, now()) RETURNING created_at",
-            [tenant, channel, seq, event, None if data is None else json.dumps(data), key],
+            f"(tenant, channel, seq, event, data, key, created_at) VALUES {values} "
+            "RETURNING seq, created_at",
+            params,
         )
-        row = await cursor.fetchone()
+        created = {int(seq): at.timestamp() for seq, at in await cursor.fetchall()}
     except psycopg.Error as exc:
         _connections.pop(loop, None)
         if conn is not None:
             await conn.close()
         error = IntegrityError if isinstance(exc, psycopg.errors.IntegrityError) else DatabaseError
         raise error(str(exc)) from exc
-    assert row is not None
-    return float(row[0].timestamp())
+    return [created[seq] for seq, _, _, _ in rows]
 
 
 def prune(tenant: str, channel: str, last: int, keep: int, max_age: float | None) -> int:

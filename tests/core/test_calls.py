@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import time
 
 import pytest
@@ -17,9 +18,9 @@ from clusterkit import (
     UnknownRpc,
     context,
 )
-from clusterkit.models import Message, Reply
+from clusterkit.models import Message, Reply, ReplyStatus
 from clusterkit.runner import Runner
-from tests.testapp.entities import Clock, Counter, Flaky, Recorder, Sleeper
+from tests.testapp.entities import Batcher, Clock, Counter, Flaky, Recorder, Sleeper
 from tests.testapp.models import HandlerRun
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -89,6 +90,34 @@ def test_send_many_in_one_transaction(runner: Runner) -> None:
         assert time.monotonic() < deadline
         time.sleep(0.05)
     assert Counter.client("bulk-3").get.call() == 20
+
+
+def replies_of(ids: list[int], timeout: float = 20) -> list[Reply]:
+    """The replies to ``ids``, in their order, once all are there."""
+    deadline = time.monotonic() + timeout
+    while Reply.objects.filter(request_id__in=ids).count() < len(ids):
+        assert time.monotonic() < deadline, "replies missing"
+        time.sleep(0.05)
+    by_request = {r.request_id: r for r in Reply.objects.filter(request_id__in=ids)}
+    return [by_request[i] for i in ids]
+
+
+def test_batched_rpc_takes_waiting_calls_together_in_order(runner: Runner) -> None:
+    ids = Batcher.send_many([("sum", "add", {"n": i}) for i in range(1, 101)])
+    results = [json.loads(r.payload) for r in replies_of(ids)]
+    assert results == [i * (i + 1) // 2 for i in range(1, 101)]  # running sums, in order
+    sizes = Batcher.client("sum").sizes.call()
+    assert sum(sizes) == 100 and max(sizes) > 1
+
+
+def test_a_failing_batch_falls_back_to_one_call_at_a_time(runner: Runner) -> None:
+    ids = Batcher.send_many([("mixed", "add", {"n": n}) for n in (1, 2, -1, 3)])
+    replies = replies_of(ids)
+    assert [r.status for r in replies] == [ReplyStatus.SUCCESS, ReplyStatus.SUCCESS,
+                                           ReplyStatus.FAILURE, ReplyStatus.SUCCESS]
+    assert [json.loads(r.payload) for r in replies if r.status == ReplyStatus.SUCCESS] == [
+        1, 3, 6
+    ]
 
 
 def test_send_commits_and_rolls_back_with_the_caller(runner: Runner) -> None:

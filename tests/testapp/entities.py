@@ -133,4 +133,35 @@ if os.environ.get("CLUSTERKIT_TEST_SCHEDULES") == "1":
     def every_two_seconds(instant: _dt.datetime) -> None:
         Beat.objects.create(name="cron", instant=instant.isoformat(), pid=os.getpid(),
                             at=time.time())
+class Batcher(Entity):
+    """A running sum with a batched persisted rpc; it notes the size of each batch."""
+
+    defect_retry_policy = RetryPolicy(max_attempts=2, base_delay=0.01)
+
+    def __init__(self) -> None:
+        self.total = 0
+        self.batches: list[int] = []
+
+    @rpc(persisted=True, batch="add_many")
+    async def add(self, n: int) -> int:
+        if n < 0:
+            raise ValueError("negative")
+        self.total += n
+        return self.total
+
+    async def add_many(self, calls: list[dict[str, int]]) -> list[int]:
+        if any(call["n"] < 0 for call in calls):
+            raise ValueError("a negative number in the batch")
+        self.batches.append(len(calls))
+        out = []
+        for call in calls:
+            self.total += call["n"]
+            out.append(self.total)
+        return out
+
+    @rpc
+    async def sizes(self) -> list[int]:
+        return self.batches
+
+
 from .tracking import *  # noqa: E402,F403
