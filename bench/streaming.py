@@ -259,7 +259,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--samples", type=int, default=300)
     parser.add_argument("--interval", type=float, default=0.01)
     parser.add_argument("--subscribers", type=int, default=1000)
-    parser.add_argument("--events", type=int, default=200)
+    parser.add_argument("--events", type=int, default=1000)
     parser.add_argument("--stored-subscribers", type=int, default=80,
                         help="subscribers of the stored django-eventstream run (one DB "
                         "connection each)")
