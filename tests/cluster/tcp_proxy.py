@@ -108,7 +108,7 @@ class TcpProxy:
                     if not data:
                         return
                     peer[sock].sendall(data)
-        except OSError:
+        except (OSError, ValueError):  # ValueError: a cut closed the socket (fd -1) first
             return
         finally:
             sel.close()
