@@ -40,8 +40,8 @@ def test_durable_sleep_across_a_restart_wakes_once_on_time(
     wait_until(lambda: handle.status() == workflow.SUSPENDED, 30, "the sleep")
     nap = WorkflowStep.objects.get(execution_id=handle.execution_id, kind="sleep")
     assert nap.wake_at is not None
+    second = spawn("sleep-second")  # a rolling restart: the new runner is up first
     first.terminate()
-    second = spawn("sleep-second")
     assert handle.result(timeout=30) == "rested"
     after = Beat.objects.filter(name="restart", instant="after")
     assert after.count() == 1
